@@ -1,0 +1,88 @@
+"""Faust wiring: the pair-windows table, the topics, the agent, the idle-tick timer.
+
+Thin on purpose: each record is handed to :class:`app.detector.Detector` with its partition and
+offset. The input topic, the internal re-keyed topic and the internal tick topic all have
+TOPIC_PARTITIONS partitions and are read by one agent, so Faust assigns partition N of all three
+(and of the table's changelog) to the same worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faust.types import TP, EventT
+
+from app.app import app, settings
+from app.detector import Detector
+
+log = logging.getLogger(__name__)
+
+pair_windows = app.Table(
+    "pair-windows",
+    partitions=settings.partitions,
+    key_type=bytes,
+    value_type=bytes,
+    help="Open sliding-window panes per (sender, receiver) pair, and each partition's watermark",
+)
+
+fraud_topic = app.topic(settings.fraud_topic, key_type=bytes, value_type=bytes)
+dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes)
+rekeyed_topic = app.topic(
+    settings.pairs_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+    internal=True,
+)  # fmt: skip
+ticks_topic = app.topic(
+    settings.ticks_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+    internal=True,
+)  # fmt: skip
+inputs = app.topic(
+    settings.transactions_topic, settings.pairs_topic, settings.ticks_topic,
+    key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True,
+)  # fmt: skip
+
+detector = Detector(
+    settings,
+    pair_windows,  # type: ignore[arg-type]  # a Faust table is a MutableMapping at run time
+    fraud=fraud_topic,
+    dead_letters=dlq_topic,
+    rekeyed=rekeyed_topic,
+)
+
+
+@app.agent(inputs)
+async def detect(stream: Any) -> None:
+    event: EventT
+    async for event in stream.events():
+        message = event.message
+        if message.topic == settings.transactions_topic:
+            await detector.on_transaction(
+                message.partition, message.offset, message.key, message.value
+            )
+        elif message.topic == settings.pairs_topic:
+            await detector.on_rekeyed(message.partition, message.value)
+        else:
+            await detector.on_tick(message.partition)
+
+
+@app.timer(interval=1.0)
+async def tick_idle_partitions() -> None:
+    """Idle partitions get a tick record so their watermark moves inside the stream, where
+    the table may be written (Faust ties every table write to the event being processed)."""
+    assigned = [
+        tp.partition
+        for tp in app.assignor.assigned_actives()
+        if tp.topic == settings.transactions_topic
+    ]
+    for partition in detector.idle_partitions(assigned):
+        await ticks_topic.send(key=None, value=b"tick", partition=partition)
+
+
+@app.on_partitions_revoked.connect
+async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+    detector.on_rebalance({tp.partition for tp in revoked})
+
+
+@app.on_partitions_assigned.connect
+async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    detector.on_rebalance(())

@@ -1,0 +1,42 @@
+"""The Faust application object, built from the settings; ``faust -A app`` finds it here."""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+import mode.loop
+
+from app.errors import SettingsError
+from app.settings import Settings
+
+# Faust picks its event loop from --loop or F_LOOP before importing us; the policy set here
+# makes the worker run on uvloop with no flag, before any loop is created.
+mode.loop.use("uvloop")
+
+try:
+    settings = Settings.from_env()
+except SettingsError as exc:  # one line for a person, not a traceback from inside Faust
+    print(f"fraud-detector: bad setting: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker_url,
+    store=settings.store,
+    datadir=str(settings.data_dir),
+    topic_partitions=settings.partitions,
+    table_standby_replicas=settings.standby_replicas,
+    processing_guarantee=settings.processing_guarantee,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_bind=settings.web_bind,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    key_serializer="raw",
+    value_serializer="raw",
+    autodiscover=False,
+)
+
+# Registers the agents, tables and timers on the app.
+from app import agents  # noqa: E402, F401

@@ -1,0 +1,298 @@
+"""The detection step of one worker: every record of its partitions goes through here.
+
+agents.py hands over each record of ``transactions``, of the internal re-keyed topic and of the
+idle ticks; this class parses it, routes it, updates the pair's windows in the table, moves the
+partition's watermark, closes due windows and writes alerts and dead letters. The rules
+themselves are pure (parsing, windowing, watermark, models); this is the I/O around them.
+
+Crash safety (at-least-once): an alert is acknowledged by the broker before the state that
+records it is written, and every state write happens in the stream of the partition it belongs
+to, so after a crash the table (RocksDB + changelog) is a prefix of what was done: replayed input
+is recognised by its source offsets and skipped, and an alert is at worst sent twice with the same
+alert_id and content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Protocol
+
+from app import models
+from app.errors import BadRecord
+from app.models import THRESHOLD_CROSSED, WINDOW_CLOSED
+from app.parsing import LATE, Transaction, parse_transaction
+from app.settings import Settings
+from app.watermark import PartitionClock
+from app.windowing import DueIndex, PairWindows, Source, WindowResult, WindowSpec
+
+log = logging.getLogger(__name__)
+
+CLOCK_KEY_PREFIX = "#clock:"  # '#' is no account character: no pair key starts with it
+
+
+class Sender(Protocol):
+    """What the detector needs of a Faust topic."""
+
+    def send(
+        self, *, key: bytes | None = ..., value: bytes | None = ..., partition: int | None = ...
+    ) -> Awaitable[Any]: ...
+
+
+Now = Callable[[], float]
+
+
+class Detector:
+    """Per-worker detection state: watermarks and due-window indexes of the owned partitions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        table: MutableMapping[str, bytes],
+        *,
+        fraud: Sender,
+        dead_letters: Sender,
+        rekeyed: Sender,
+        now: Now = time.time,
+    ) -> None:
+        self.settings = settings
+        self.spec = WindowSpec(
+            size_ms=settings.window_size_ms,
+            slide_ms=settings.window_slide_ms,
+            threshold_cents=settings.threshold_cents,
+            max_evidence=settings.max_evidence,
+        )
+        self.table = table
+        self.fraud = fraud
+        self.dead_letters = dead_letters
+        self.rekeyed = rekeyed
+        self.now = now
+        self.clocks: dict[int, PartitionClock] = {}
+        self.due: dict[int, DueIndex] = {}
+        self.last_input: dict[int, float] = {}  # wall clock of the last input record, by partition
+        self.index_stale = True  # the due indexes must be rebuilt from the table (rebalance)
+        self.counts: Counter[str] = Counter()
+
+    # -- entry points, one per input ------------------------------------------------------------
+
+    async def on_transaction(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """A record of the input topic."""
+        self.last_input[partition] = self.now()
+        clock = await self._clock(partition)
+        self.counts["received"] += 1
+        try:
+            tx = parse_transaction(value, max_bytes=self.settings.max_record_bytes)
+        except BadRecord as bad:
+            await self._dead_letter(bad.reason, bad.detail, value, partition, offset)
+            return
+        source = Source("k", partition, offset)
+        if key == tx.pair.encode():
+            if not clock.keyed:
+                clock.keyed = True
+                self._save_clock(clock)
+            await self._apply(clock, tx, source, value)
+        else:  # unkeyed (or keyed otherwise): re-key by pair, like Flink's keyBy
+            await self.rekeyed.send(
+                key=tx.pair.encode(),
+                value=models.encode({"line": (value or b"").decode(), "p": partition, "o": offset}),
+            )
+        if clock.observe(self.spec, tx.time_ms, self.settings.max_out_of_orderness_ms):
+            await self._announce(clock)
+            self._save_clock(clock)
+        await self._advance(clock)
+
+    async def on_rekeyed(self, partition: int, value: bytes | None) -> None:
+        """A record of the internal re-keyed topic: a transaction or a watermark announcement."""
+        clock = await self._clock(partition)
+        data = models.decode(value or b"{}")
+        if "wm" in data:
+            if clock.announce(data["src"], data["wm"]):
+                self._save_clock(clock)
+                await self._advance(clock)
+            return
+        raw = data["line"].encode()
+        source = Source("r", data["p"], data["o"])
+        tx = parse_transaction(raw, max_bytes=len(raw))  # parsed once already: cannot fail
+        if not clock.rekeyed:
+            clock.rekeyed = True
+            self._save_clock(clock)
+        await self._apply(clock, tx, source, raw)
+
+    async def on_tick(self, partition: int) -> None:
+        """A wall-clock tick for an input partition that may be idle."""
+        clock = await self._clock(partition)
+        idle_s = self.settings.idle_timeout_s
+        now = self.now()
+        if idle_s <= 0 or now - self.last_input.setdefault(partition, now) < idle_s:
+            return
+        moved = clock.idle(
+            self.spec, int(now * 1000), int(idle_s * 1000), self.settings.max_out_of_orderness_ms
+        )
+        if moved:
+            await self._announce(clock)
+            self._save_clock(clock)
+            await self._advance(clock)
+
+    def idle_partitions(self, assigned: Iterable[int]) -> list[int]:
+        """Assigned input partitions without input for IDLE_TIMEOUT (they need a tick)."""
+        if self.settings.idle_timeout_s <= 0:
+            return []
+        now = self.now()
+        return [
+            p for p in assigned
+            if now - self.last_input.setdefault(p, now) >= self.settings.idle_timeout_s
+        ]  # fmt: skip
+
+    def on_rebalance(self, revoked: Iterable[int]) -> None:
+        """Partitions moved: forget their in-memory state; rebuild indexes before going on."""
+        for partition in revoked:
+            self.clocks.pop(partition, None)
+            self.due.pop(partition, None)
+            self.last_input.pop(partition, None)
+        self.index_stale = True
+
+    # -- the steps ------------------------------------------------------------------------------
+
+    async def _apply(
+        self, clock: PartitionClock, tx: Transaction, source: Source, raw: bytes | None
+    ) -> None:
+        """Add one transaction to its pair's open windows, or dead-letter it as late."""
+        if clock.is_duplicate(source):
+            self.counts["duplicates_skipped"] += 1
+            return
+        watermark = max(clock.closed, clock.watermark(self.settings.partitions))
+        state = self._load(tx.pair)
+        if state is None:
+            state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
+        elif state.is_duplicate(source):
+            self.counts["duplicates_skipped"] += 1
+            clock.mark_applied(source)
+            return
+        crossed = state.add(self.spec, tx, source, watermark)
+        clock.mark_applied(source)
+        if crossed is None:
+            self.counts["late"] += 1
+            await self._dead_letter(
+                LATE,
+                f"every window of {models.rfc3339_ms(tx.time_ms)} closed "
+                f"(watermark {models.rfc3339_ms(watermark)})",
+                raw, source.partition, source.offset,
+            )  # fmt: skip
+            return
+        self.counts["processed"] += 1
+        await self._alert(THRESHOLD_CROSSED, tx.pair, crossed)
+        self.table[tx.pair] = models.encode(state.to_json())
+        self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
+
+    async def _advance(self, clock: PartitionClock) -> None:
+        """Close the windows the partition's watermark has passed."""
+        watermark = clock.watermark(self.settings.partitions)
+        if watermark <= clock.closed:
+            return
+        clock.closed = watermark
+        self._save_clock(clock)  # before the closes: a crash in between redoes them
+        await self._close_due(clock)
+
+    async def _close_due(self, clock: PartitionClock) -> None:
+        due = self._due(clock.partition)
+        for pair in due.pop_due(clock.closed):
+            state = self._load(pair)
+            if state is None:
+                continue  # a stale index entry: the pair was closed out already
+            await self._alert(WINDOW_CLOSED, pair, state.close(self.spec, clock.closed))
+            if state.panes:
+                self.table[pair] = models.encode(state.to_json())
+                due.schedule(state.next_close_ms(self.spec), pair)
+            else:
+                del self.table[pair]
+
+    async def _alert(self, kind: str, pair: str, windows: list[WindowResult]) -> None:
+        """Send alerts and wait for the broker's acknowledgement (before state says 'sent')."""
+        if not windows:
+            return
+        detected = int(self.now() * 1000)
+        pending = []
+        for window in windows:
+            alert = models.build_alert(
+                kind, pair, window,
+                size_ms=self.spec.size_ms,
+                threshold_cents=self.spec.threshold_cents,
+                detected_at_ms=detected,
+            )  # fmt: skip
+            pending.append(
+                await self.fraud.send(key=alert["alert_id"].encode(), value=models.encode(alert))
+            )
+            self.counts[f"alerts_{kind}"] += 1
+            log.info(
+                "alert %s %s total=%s count=%d", kind, alert["alert_id"], alert["total"],
+                alert["count"],
+            )  # fmt: skip
+        await asyncio.gather(*pending)
+
+    async def _announce(self, clock: PartitionClock) -> None:
+        """Tell every partition of the re-keyed topic this input partition's watermark."""
+        value = models.encode({"wm": clock.source, "src": clock.partition})
+        for partition in range(self.settings.partitions):
+            await self.rekeyed.send(key=None, value=value, partition=partition)
+
+    async def _dead_letter(
+        self, reason: str, detail: str, raw: bytes | None, partition: int, offset: int
+    ) -> None:
+        self.counts[f"dlq_{reason}"] += 1
+        record = models.build_dead_letter(
+            reason, detail, raw,
+            topic=self.settings.transactions_topic, partition=partition, offset=offset,
+            detected_at_ms=int(self.now() * 1000),
+        )  # fmt: skip
+        log.info("dead letter %s at %s/%d: %s", reason, partition, offset, detail)
+        await self.dead_letters.send(key=None, value=models.encode(record))
+
+    # -- state ----------------------------------------------------------------------------------
+
+    async def _clock(self, partition: int) -> PartitionClock:
+        """The partition's clock, loaded on first use after a rebalance; then whatever is
+        already due at its watermark (a crash between a watermark and its closes) is closed."""
+        if self.index_stale:
+            self._rebuild_index()
+        clock = self.clocks.get(partition)
+        if clock is None:
+            stored = self.table.get(CLOCK_KEY_PREFIX + str(partition))
+            clock = (
+                PartitionClock.from_json(models.decode(stored))
+                if stored is not None
+                else PartitionClock(partition)
+            )
+            self.clocks[partition] = clock
+            await self._close_due(clock)
+        return clock
+
+    def _rebuild_index(self) -> None:
+        self.index_stale = False
+        self.due.clear()
+        pairs = 0
+        for key, value in self.table.items():
+            name = key.decode() if isinstance(key, bytes) else key
+            if name.startswith("#"):
+                continue
+            state = PairWindows.from_json(models.decode(value))
+            self._due(state.partition).schedule(state.next_close_ms(self.spec), name)
+            pairs += 1
+        log.info("indexed %d pairs with open windows", pairs)
+
+    def _due(self, partition: int) -> DueIndex:
+        index = self.due.get(partition)
+        if index is None:
+            index = self.due[partition] = DueIndex()
+        return index
+
+    def _load(self, pair: str) -> PairWindows | None:
+        stored = self.table.get(pair)
+        return None if stored is None else PairWindows.from_json(models.decode(stored))
+
+    def _save_clock(self, clock: PartitionClock) -> None:
+        self.table[CLOCK_KEY_PREFIX + str(clock.partition)] = models.encode(clock.to_json())

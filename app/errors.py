@@ -1,0 +1,18 @@
+"""Errors of the detector: one root, flat subclasses, messages written for an operator."""
+
+
+class FraudError(Exception):
+    """Root of every error the detector raises on purpose."""
+
+
+class SettingsError(FraudError):
+    """A setting from the environment is missing or invalid; the message names the variable."""
+
+
+class BadRecord(FraudError):
+    """An input record that cannot be used; ``reason`` is the dead-letter reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,167 @@
+"""Worker settings: one frozen object built from the environment at start-up, validated once.
+
+Every variable, its default and its meaning is listed in ``SETTINGS_HELP`` (and in docs/settings.md);
+a bad value is a one-line :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TypeAlias
+
+from app.errors import SettingsError
+
+_Getter: TypeAlias = Callable[[str], str]
+
+GUARANTEES = ("at_least_once", "exactly_once")
+
+# name -> (default, help); the order is the order of the docs.
+SETTINGS_HELP: dict[str, tuple[str, str]] = {
+    "KAFKA_BOOTSTRAP": ("localhost:9092", "Kafka bootstrap servers, host:port[,host:port]"),
+    "APP_ID": ("fraud-detector", "Faust app id: consumer group and internal topic prefix"),
+    "TRANSACTIONS_TOPIC": ("transactions", "input topic of transaction lines"),
+    "FRAUD_TOPIC": ("fraud", "output topic of alerts (JSON, keyed by alert_id)"),
+    "DLQ_TOPIC": ("transactions-dlq", "dead-letter topic for records that cannot be used"),
+    "TOPIC_PARTITIONS": ("8", "partitions of the input and of every internal topic"),
+    "THRESHOLD": ("10000", "alert when a window's total is strictly greater (dollars)"),
+    "WINDOW_SIZE": ("600", "sliding window size in seconds"),
+    "WINDOW_SLIDE": ("120", "window slide in seconds; WINDOW_SIZE must be a multiple"),
+    "MAX_OUT_OF_ORDERNESS": ("0", "watermark lag behind the max event time, in seconds"),
+    "IDLE_TIMEOUT": ("30", "seconds without input after which a partition's watermark "
+                     "follows the wall clock (0 disables)"),
+    "MAX_EVIDENCE": ("100", "transactions listed in an alert before it says truncated"),
+    "MAX_RECORD_BYTES": ("65536", "larger input records go to the DLQ as oversized"),
+    "STORE": ("rocksdict://", "Faust table store URL"),
+    "DATA_DIR": ("data", "directory of the worker's RocksDB state"),
+    "STANDBY_REPLICAS": ("0", "standby copies of each table partition on other workers"),
+    "PROCESSING_GUARANTEE": ("at_least_once", "at_least_once or exactly_once"),
+    "WEB_HOST": ("localhost", "host name other workers use to reach this worker's web port"),
+    "WEB_PORT": ("6066", "port of the worker's web server (/health, /ready, /pair)"),
+    "WEB_BIND": ("127.0.0.1", "address the web server listens on"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated worker settings; build with :meth:`from_env`."""
+
+    bootstrap: str
+    app_id: str
+    transactions_topic: str
+    fraud_topic: str
+    dlq_topic: str
+    partitions: int
+    threshold_cents: int
+    window_size_ms: int
+    window_slide_ms: int
+    max_out_of_orderness_ms: int
+    idle_timeout_s: float
+    max_evidence: int
+    max_record_bytes: int
+    store: str
+    data_dir: Path
+    standby_replicas: int
+    processing_guarantee: str
+    web_host: str
+    web_port: int
+    web_bind: str
+
+    @property
+    def broker_url(self) -> str:
+        return ";".join(f"kafka://{host.strip()}" for host in self.bootstrap.split(","))
+
+    @property
+    def pairs_topic(self) -> str:
+        """Internal topic: unkeyed input re-keyed by pair, plus source watermarks."""
+        return f"{self.app_id}-transactions-by-pair"
+
+    @property
+    def ticks_topic(self) -> str:
+        """Internal topic: wall-clock ticks so idle partitions are handled inside the stream."""
+        return f"{self.app_id}-ticks"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            return env.get(name, SETTINGS_HELP[name][0]).strip()
+
+        size = _seconds_ms(get, "WINDOW_SIZE", minimum=1)
+        slide = _seconds_ms(get, "WINDOW_SLIDE", minimum=1)
+        if size % slide:
+            raise SettingsError(
+                f"WINDOW_SIZE={get('WINDOW_SIZE')} must be a multiple of "
+                f"WINDOW_SLIDE={get('WINDOW_SLIDE')}"
+            )
+        guarantee = get("PROCESSING_GUARANTEE")
+        if guarantee not in GUARANTEES:
+            raise SettingsError(
+                f"PROCESSING_GUARANTEE={guarantee!r} must be one of {', '.join(GUARANTEES)}"
+            )
+        for name in ("KAFKA_BOOTSTRAP", "APP_ID", "TRANSACTIONS_TOPIC", "FRAUD_TOPIC", "DLQ_TOPIC"):
+            if not get(name):
+                raise SettingsError(f"{name} must not be empty")
+        return cls(
+            bootstrap=get("KAFKA_BOOTSTRAP"),
+            app_id=get("APP_ID"),
+            transactions_topic=get("TRANSACTIONS_TOPIC"),
+            fraud_topic=get("FRAUD_TOPIC"),
+            dlq_topic=get("DLQ_TOPIC"),
+            partitions=_integer(get, "TOPIC_PARTITIONS", minimum=1),
+            threshold_cents=_dollars_cents(get, "THRESHOLD"),
+            window_size_ms=size,
+            window_slide_ms=slide,
+            max_out_of_orderness_ms=_seconds_ms(get, "MAX_OUT_OF_ORDERNESS", minimum=0),
+            idle_timeout_s=_seconds_ms(get, "IDLE_TIMEOUT", minimum=0) / 1000,
+            max_evidence=_integer(get, "MAX_EVIDENCE", minimum=0),
+            max_record_bytes=_integer(get, "MAX_RECORD_BYTES", minimum=64),
+            store=get("STORE"),
+            data_dir=Path(get("DATA_DIR")),
+            standby_replicas=_integer(get, "STANDBY_REPLICAS", minimum=0),
+            processing_guarantee=guarantee,
+            web_host=get("WEB_HOST"),
+            web_port=_integer(get, "WEB_PORT", minimum=1, maximum=65535),
+            web_bind=get("WEB_BIND"),
+        )
+
+
+def _integer(get: _Getter, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    raw = get(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise SettingsError(f"{name}={raw} must be {bound}")
+    return value
+
+
+def _seconds_ms(get: _Getter, name: str, *, minimum: int) -> int:
+    raw = get(name)
+    try:
+        seconds = Decimal(raw)
+    except InvalidOperation:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    millis = seconds * 1000
+    if not millis.is_finite() or millis != millis.to_integral_value() or millis < minimum:
+        raise SettingsError(f"{name}={raw} must be a whole number of milliseconds >= {minimum}")
+    return int(millis)
+
+
+def _dollars_cents(get: _Getter, name: str) -> int:
+    raw = get(name)
+    try:
+        dollars = Decimal(raw)
+    except InvalidOperation:
+        raise SettingsError(f"{name}={raw!r} is not an amount in dollars") from None
+    cents = dollars * 100
+    if not cents.is_finite() or cents != cents.to_integral_value() or cents < 0:
+        raise SettingsError(f"{name}={raw} must be a non-negative amount with at most 2 decimals")
+    return int(cents)
+

@@ -1,0 +1,108 @@
+"""Event-time watermarks of one partition (DESIGN §2). Pure: no Faust, no I/O.
+
+Input keyed by pair is processed on the partition it arrived on, and that partition's own
+watermark closes its windows: max event time seen minus the allowed out-of-orderness.
+
+Unkeyed input is re-keyed by pair through an internal topic. Its events then meet on a partition
+events from every input partition, so, as in Flink after a ``keyBy``, the watermark there is the
+minimum of the watermarks of all input partitions; each input partition broadcasts its own to
+every partition of the internal topic whenever it passes a multiple of SLIDE (the only values a
+window can tell apart).
+
+A partition that receives nothing for IDLE_TIMEOUT seconds of wall clock lets its watermark follow
+the wall clock (minus the timeout and the out-of-orderness), so its windows still close when
+traffic stops. This is an approximation: for a replay of old data it closes every open window
+of that partition once the replay has been idle that long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.windowing import NO_WATERMARK, Source, WindowSpec
+
+
+@dataclass
+class PartitionClock:
+    """Watermark state of partition ``partition`` (of the input and of the state alike).
+
+    ``source``: this input partition's own watermark (floored to SLIDE);
+    ``keyed``: events keyed by pair were processed here, so ``source`` drives the state;
+    ``forwarded``: watermark each input partition announced to this partition;
+    ``rekeyed``: re-keyed events were processed here, so min(``forwarded``) drives the state;
+    ``applied``: per source (route and input partition), the highest offset applied to this partition's
+    state, so a replayed forward is recognised after its pair was closed and dropped;
+    ``closed``: the watermark up to which this partition's windows have been closed.
+    """
+
+    partition: int
+    source: int = NO_WATERMARK
+    keyed: bool = False
+    forwarded: dict[int, int] = field(default_factory=dict)
+    rekeyed: bool = False
+    applied: dict[str, int] = field(default_factory=dict)
+    closed: int = NO_WATERMARK
+
+    def observe(self, spec: WindowSpec, event_ms: int, out_of_orderness_ms: int) -> bool:
+        """Advance the source watermark for an event seen on this input partition.
+
+        Returns True when it passed a multiple of SLIDE (announce it; persist it)."""
+        return self._advance_source(spec, event_ms - out_of_orderness_ms)
+
+    def idle(self, spec: WindowSpec, now_ms: int, idle_ms: int, out_of_orderness_ms: int) -> bool:
+        """The partition has been idle ``idle_ms``: follow the wall clock. True if it moved."""
+        return self._advance_source(spec, now_ms - idle_ms - out_of_orderness_ms)
+
+    def announce(self, source_partition: int, watermark: int) -> bool:
+        """Another input partition announced its watermark. True if it moved forward."""
+        if watermark <= self.forwarded.get(source_partition, NO_WATERMARK):
+            return False
+        self.forwarded[source_partition] = watermark
+        return True
+
+    def watermark(self, partitions: int) -> int:
+        """Watermark of this partition's state: the slowest of the inputs that feed it."""
+        inputs = []
+        if self.keyed:
+            inputs.append(self.source)
+        if self.rekeyed:
+            inputs.append(min(self.forwarded.get(p, NO_WATERMARK) for p in range(partitions)))
+        return min(inputs, default=NO_WATERMARK)
+
+    def is_duplicate(self, source: Source) -> bool:
+        return source.offset <= self.applied.get(source.id, -1)
+
+    def mark_applied(self, source: Source) -> None:
+        if source.offset > self.applied.get(source.id, -1):
+            self.applied[source.id] = source.offset
+
+    def _advance_source(self, spec: WindowSpec, watermark: int) -> bool:
+        floored = spec.floor(watermark)
+        if floored <= self.source:
+            return False
+        self.source = floored
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "p": self.partition,
+            "source": self.source,
+            "keyed": self.keyed,
+            "forwarded": {str(p): w for p, w in self.forwarded.items()},
+            "rekeyed": self.rekeyed,
+            "applied": self.applied,
+            "closed": self.closed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartitionClock:
+        return cls(
+            partition=data["p"],
+            source=data["source"],
+            keyed=data["keyed"],
+            forwarded={int(p): w for p, w in data["forwarded"].items()},
+            rekeyed=data["rekeyed"],
+            applied=dict(data["applied"]),
+            closed=data["closed"],
+        )

@@ -1,0 +1,195 @@
+"""The detector's orchestration on a simulated, in-memory Kafka, checked against tests/reference.py.
+
+The real-broker tests in tests/integration prove delivery and recovery; these prove, in
+seconds, that routing, watermarks, closing and dead letters add up to the reference semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import zlib
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from app import models
+from app.detector import Detector
+from app.settings import Settings
+from tests.reference import expected_alerts
+
+PARTITIONS = 4
+START_MS = 1_500_768_000_000  # 2017-07-23T00:00:00Z
+
+
+class SimTopic:
+    """A topic of the simulated broker: partitions are lists of (key, value)."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+
+    async def send(
+        self, *, key: bytes | None = None, value: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
+        if partition is None:
+            partition = zlib.crc32(key or b"") % PARTITIONS
+        self.partitions[partition].append((key, value or b""))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # wall clock: 2027, after every event time here
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings(**overrides: str) -> Settings:
+    env = {"TOPIC_PARTITIONS": str(PARTITIONS), "IDLE_TIMEOUT": "5", "MAX_EVIDENCE": "5"}
+    env.update(overrides)
+    return Settings.from_env(env)
+
+
+async def run(
+    records: list[tuple[int, bytes | None, bytes]], **overrides: str
+) -> tuple[Detector, SimTopic, SimTopic]:
+    """Feed (partition, key, value) records, interleaving partitions; then let them go idle."""
+    fraud, dlq, rekeyed = SimTopic(), SimTopic(), SimTopic()
+    clock = Clock()
+    detector = Detector(
+        settings(**overrides), {}, fraud=fraud, dead_letters=dlq, rekeyed=rekeyed, now=clock
+    )
+    inputs: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+    for partition, key, value in records:
+        inputs[partition].append((key, value))
+    done = {p: 0 for p in range(PARTITIONS)}
+    done_rekeyed = {p: 0 for p in range(PARTITIONS)}
+    rng = random.Random(7)
+
+    async def drain() -> bool:
+        progressed = False
+        for partition in range(PARTITIONS):
+            for _ in range(rng.randint(1, 3)):
+                if done[partition] < len(inputs[partition]):
+                    key, value = inputs[partition][done[partition]]
+                    await detector.on_transaction(partition, done[partition], key, value)
+                    done[partition] += 1
+                    progressed = True
+            queue = rekeyed.partitions[partition]
+            while done_rekeyed[partition] < len(queue):
+                await detector.on_rekeyed(partition, queue[done_rekeyed[partition]][1])
+                done_rekeyed[partition] += 1
+                progressed = True
+        return progressed
+
+    while await drain():
+        clock.now += 0.001
+    clock.now += 3600  # every partition idle for long: windows close
+    for partition in range(PARTITIONS):
+        await detector.on_tick(partition)
+    while await drain():
+        pass
+    return detector, fraud, dlq
+
+
+def stream(seed: int, n: int, *, keyed: bool, late_every: int = 0) -> list[tuple[int, bytes]]:
+    """(partition, line) in time order; a few structuring bursts; some bad lines."""
+    rng = random.Random(seed)
+    spread = random.Random(seed + 1000)  # partitions of unkeyed records: not from rng
+    t = START_MS
+    out = []
+    for i in range(n):
+        t += rng.randint(0, 40_000)
+        sender, receiver = rng.choice([("1", "2"), ("2", "1"), ("3", "4"), ("5", "6"), ("7", "8")])
+        cents = rng.choice([rng.randint(1, 300_000), rng.randint(1, 99) * 100])
+        when = t - rng.randint(600_000, 900_000) if late_every and i % late_every == 5 else t
+        stamp = models.rfc3339_ms(when)
+        line = f"{stamp};{sender};{receiver};{cents // 100}.{cents % 100:02d}".encode()
+        if i % 97 == 13:
+            line = b"garbage;" + line
+        pair = f"{sender}:{receiver}".encode()
+        partition = zlib.crc32(pair) % PARTITIONS if keyed else spread.randrange(PARTITIONS)
+        out.append((partition, line))
+    return out
+
+
+def alerts(fraud: SimTopic, kind: str) -> dict[str, tuple[int, int]]:
+    found = {}
+    for records in fraud.partitions.values():
+        for _, value in records:
+            alert = models.decode(value)
+            if alert["kind"] == kind:
+                cents = int(alert["total"].replace(".", ""))
+                assert found.setdefault(alert["alert_id"], (cents, alert["count"])) == (
+                    cents, alert["count"],
+                ), "an alert_id with two different contents"  # fmt: skip
+    return found
+
+
+def keyed(lines: list[tuple[int, bytes]]) -> list[tuple[int, bytes | None, bytes]]:
+    out: list[tuple[int, bytes | None, bytes]] = []
+    for partition, line in lines:
+        fields = line.split(b";")
+        key = fields[1] + b":" + fields[2] if len(fields) == 4 else None
+        out.append((partition, key, line))
+    return out
+
+
+def by_partition(lines: list[tuple[int, bytes]]) -> list[tuple[int, int, bytes]]:
+    offsets: dict[int, int] = defaultdict(int)
+    out = []
+    for partition, line in lines:
+        out.append((partition, offsets[partition], line))
+        offsets[partition] += 1
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_keyed_input_matches_the_reference(seed: int) -> None:
+    lines = stream(seed, 3000, keyed=True, late_every=50)
+    expected = expected_alerts(by_partition(lines))
+    _, fraud, dlq = await run(keyed(lines))
+    assert len(expected.closed) > 10
+    assert alerts(fraud, "window_closed") == expected.closed
+    assert alerts(fraud, "threshold_crossed") == expected.crossed
+    dead = {}
+    for partition, records in dlq.partitions.items():
+        del partition
+        for _, value in records:
+            letter = models.decode(value)
+            dead[(letter["partition"], letter["offset"])] = letter["reason"]
+    assert dead == expected.dead
+    assert "late" in dead.values()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_unkeyed_input_gives_the_same_alerts(seed: int) -> None:
+    keyed_lines = stream(seed, 2000, keyed=True)
+    unkeyed_lines = stream(seed, 2000, keyed=False)
+    expected = expected_alerts(by_partition(keyed_lines))
+    _, fraud, _ = await run([(p, None, line) for p, line in unkeyed_lines])
+    assert len(expected.closed) > 10
+    assert alerts(fraud, "window_closed") == expected.closed
+
+
+async def test_state_is_dropped_once_every_window_closed() -> None:
+    detector, _, _ = await run(keyed(stream(6, 500, keyed=True)))
+    assert [k for k in detector.table if not k.startswith("#")] == []  # type: ignore[attr-defined]
+
+
+def test_alert_fields(seed: int = 1) -> None:
+    lines = stream(seed, 400, keyed=True)
+    _, fraud, _ = asyncio.run(run(keyed(lines)))
+    alert: dict[str, Any] = models.decode(fraud.partitions[min(fraud.partitions)][0][1])
+    assert set(alert) == {
+        "schema", "alert_id", "kind", "sender", "receiver", "window_start", "window_end",
+        "total", "threshold", "count", "first_event", "last_event", "transactions",
+        "truncated", "detected_at",
+    }  # fmt: skip
+    assert alert["threshold"] == "10000.00"
+    assert alert["alert_id"].startswith(f"{alert['sender']}:{alert['receiver']}:")
+    assert len(alert["transactions"]) <= 5
