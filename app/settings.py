@@ -35,7 +35,8 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
                      "follows the wall clock (0 disables)"),
     "MAX_EVIDENCE": ("100", "transactions listed in an alert before it says truncated"),
     "MAX_RECORD_BYTES": ("65536", "larger input records go to the DLQ as oversized"),
-    "STORE": ("rocksdict://", "Faust table store URL"),
+    "STORE": ("rocksdb://", "Faust table store URL: rocksdb:// (RocksDB through rocksdict; "
+              "rocksdict:// means the same) or memory:// (tests only: state is lost on restart)"),
     "DATA_DIR": ("data", "directory of the worker's RocksDB state"),
     "STANDBY_REPLICAS": ("0", "standby copies of each table partition on other workers"),
     "PROCESSING_GUARANTEE": ("at_least_once", "at_least_once or exactly_once"),
@@ -120,7 +121,7 @@ class Settings:
             idle_timeout_s=_seconds_ms(get, "IDLE_TIMEOUT", minimum=0) / 1000,
             max_evidence=_integer(get, "MAX_EVIDENCE", minimum=0),
             max_record_bytes=_integer(get, "MAX_RECORD_BYTES", minimum=64),
-            store=get("STORE"),
+            store=_store(get("STORE")),
             data_dir=Path(get("DATA_DIR")),
             standby_replicas=_integer(get, "STANDBY_REPLICAS", minimum=0),
             processing_guarantee=guarantee,
@@ -152,6 +153,14 @@ def _seconds_ms(get: _Getter, name: str, *, minimum: int) -> int:
     if not millis.is_finite() or millis != millis.to_integral_value() or millis < minimum:
         raise SettingsError(f"{name}={raw} must be a whole number of milliseconds >= {minimum}")
     return int(millis)
+
+
+def _store(url: str) -> str:
+    # Faust's RocksDB store runs on rocksdict when python-rocksdb is absent (our pins).
+    url = "rocksdb://" + url.removeprefix("rocksdict://") if url.startswith("rocksdict://") else url
+    if not url.startswith(("rocksdb://", "memory://")):
+        raise SettingsError(f"STORE={url!r} must be rocksdb:// or memory://")
+    return url
 
 
 def _dollars_cents(get: _Getter, name: str) -> int:

@@ -1,0 +1,76 @@
+"""Worker processes for the tests, started exactly as the StatefulSet starts its pods.
+
+Each worker gets an ordinal name (``fraud-worker-N``), its own data dir and web port, and the
+shared settings; ``faust -A app worker -l info`` runs as a child process with its log in a file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FAUST = Path(sys.executable).parent / "faust"
+
+
+class WorkerProcess:
+    def __init__(self, ordinal: int, env: dict[str, str], root: Path, web_port: int) -> None:
+        self.name = f"fraud-worker-{ordinal}"
+        self.data_dir = root / self.name
+        self.log_path = root / f"{self.name}.log"
+        self.env = {
+            **os.environ,
+            **env,
+            "POD_NAME": self.name,
+            "DATA_DIR": str(self.data_dir),
+            "WEB_PORT": str(web_port),
+            "WEB_HOST": "127.0.0.1",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(FAUST), "-A", "app", "worker", "-l", "info"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._signal(signal.SIGTERM, timeout)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _signal(self, sig: int, timeout: float = 10.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout)
+
+    def wait_for_log(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text():
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited:\n{self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {text!r} in {timeout:.0f}s")
+            time.sleep(0.2)
