@@ -29,21 +29,32 @@ pair_windows = app.Table(
 fraud_topic = app.topic(settings.fraud_topic, key_type=bytes, value_type=bytes)
 dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes)
 rekeyed_topic = app.topic(
-    settings.pairs_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+    settings.pairs_topic,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.partitions,
     internal=True,
-)  # fmt: skip
+)
 ticks_topic = app.topic(
-    settings.ticks_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+    settings.ticks_topic,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.partitions,
     internal=True,
-)  # fmt: skip
+)
 inputs = app.topic(
-    settings.transactions_topic, settings.pairs_topic, settings.ticks_topic,
-    key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True,
-)  # fmt: skip
+    settings.transactions_topic,
+    settings.pairs_topic,
+    settings.ticks_topic,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.partitions,
+    internal=True,
+)
 
 detector = Detector(
     settings,
-    pair_windows,  # type: ignore[arg-type]  # a Faust table is a MutableMapping at run time
+    pair_windows,  # a Faust table is a MutableMapping of keys to values
     fraud=fraud_topic,
     dead_letters=dlq_topic,
     rekeyed=rekeyed_topic,
@@ -52,7 +63,7 @@ detector = Detector(
 
 @app.agent(inputs)
 async def detect(stream: Any) -> None:
-    event: EventT
+    event: EventT[Any]
     async for event in stream.events():
         message = event.message
         if message.topic == settings.transactions_topic:
@@ -65,7 +76,7 @@ async def detect(stream: Any) -> None:
             await detector.on_tick(message.partition)
 
 
-@app.timer(interval=1.0)
+@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
 async def tick_idle_partitions() -> None:
     """Idle partitions get a tick record so their watermark moves inside the stream, where
     the table may be written (Faust ties every table write to the event being processed)."""
@@ -78,11 +89,11 @@ async def tick_idle_partitions() -> None:
         await ticks_topic.send(key=None, value=b"tick", partition=partition)
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust passes the TPs
 async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
     detector.on_rebalance({tp.partition for tp in revoked})
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     detector.on_rebalance(())

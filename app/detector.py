@@ -144,9 +144,10 @@ class Detector:
             return []
         now = self.now()
         return [
-            p for p in assigned
+            p
+            for p in assigned
             if now - self.last_input.setdefault(p, now) >= self.settings.idle_timeout_s
-        ]  # fmt: skip
+        ]
 
     def on_rebalance(self, revoked: Iterable[int]) -> None:
         """Partitions moved: forget their in-memory state; rebuild indexes before going on."""
@@ -181,8 +182,10 @@ class Detector:
                 LATE,
                 f"every window of {models.rfc3339_ms(tx.time_ms)} closed "
                 f"(watermark {models.rfc3339_ms(watermark)})",
-                raw, source.partition, source.offset,
-            )  # fmt: skip
+                raw,
+                source.partition,
+                source.offset,
+            )
             return
         self.counts["processed"] += 1
         await self._alert(THRESHOLD_CROSSED, tx.pair, crossed)
@@ -219,19 +222,24 @@ class Detector:
         pending = []
         for window in windows:
             alert = models.build_alert(
-                kind, pair, window,
+                kind,
+                pair,
+                window,
                 size_ms=self.spec.size_ms,
                 threshold_cents=self.spec.threshold_cents,
                 detected_at_ms=detected,
-            )  # fmt: skip
+            )
             pending.append(
                 await self.fraud.send(key=alert["alert_id"].encode(), value=models.encode(alert))
             )
             self.counts[f"alerts_{kind}"] += 1
             log.info(
-                "alert %s %s total=%s count=%d", kind, alert["alert_id"], alert["total"],
+                "alert %s %s total=%s count=%d",
+                kind,
+                alert["alert_id"],
+                alert["total"],
                 alert["count"],
-            )  # fmt: skip
+            )
         await asyncio.gather(*pending)
 
     async def _announce(self, clock: PartitionClock) -> None:
@@ -245,10 +253,14 @@ class Detector:
     ) -> None:
         self.counts[f"dlq_{reason}"] += 1
         record = models.build_dead_letter(
-            reason, detail, raw,
-            topic=self.settings.transactions_topic, partition=partition, offset=offset,
+            reason,
+            detail,
+            raw,
+            topic=self.settings.transactions_topic,
+            partition=partition,
+            offset=offset,
             detected_at_ms=int(self.now() * 1000),
-        )  # fmt: skip
+        )
         log.info("dead letter %s at %s/%d: %s", reason, partition, offset, detail)
         await self.dead_letters.send(key=None, value=models.encode(record))
 

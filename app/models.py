@@ -7,7 +7,7 @@ milliseconds. The alert schema is documented in docs/alerts.md; change ``ALERT_S
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def rfc3339_ms(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
@@ -56,7 +56,7 @@ def build_alert(
         "window_end": rfc3339_ms(window.start_ms + size_ms),
         "total": dollars(window.total),
         "threshold": dollars(threshold_cents),
-        "count": window.count,
+        "count": window.transfers,
         "first_event": rfc3339_ms(window.first_ms),
         "last_event": rfc3339_ms(window.last_ms),
         "transactions": [

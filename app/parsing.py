@@ -1,4 +1,4 @@
-"""Input parsing: one raw Kafka value -> a :class:`Transaction`, or :class:`BadRecord` with a reason.
+"""Input parsing: one raw Kafka value -> a :class:`Transaction`, or :class:`BadRecord`.
 
 First step of the flow (DESIGN §1, §4). Pure: no Faust, no I/O. Money is integer cents.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
 from app.errors import BadRecord
@@ -37,7 +37,7 @@ _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,9}))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Transaction(NamedTuple):
@@ -84,12 +84,16 @@ def parse_timestamp_ms(text: str) -> int:
             day, month, year2, hour, minute, second = match.groups()
             if month not in _MONTHS:
                 raise ValueError(month)
-            year = int(year2)
-            year += 1900 if year >= 69 else 2000  # Go's rule for two-digit years
+            century = 1900 if int(year2) >= 69 else 2000  # Go's rule for two-digit years
             moment = datetime(
-                year, _MONTHS[month], int(day), int(hour), int(minute), int(second),
-                tzinfo=timezone.utc,
-            )  # fmt: skip
+                century + int(year2),
+                _MONTHS[month],
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                tzinfo=UTC,
+            )
             return _epoch_ms(moment)
         if match := _RFC3339.fullmatch(text):
             year, month, day, hour, minute, second, fraction, zulu, sign, oh, om = match.groups()
@@ -99,9 +103,14 @@ def parse_timestamp_ms(text: str) -> int:
                     raise ValueError("offset")
                 offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
             moment = datetime(
-                int(year), int(month), int(day), int(hour), int(minute), int(second),
+                int(year),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
                 tzinfo=timezone(offset),
-            )  # fmt: skip
+            )
             millis = int((fraction or "0")[:3].ljust(3, "0"))  # ms precision: truncate the rest
             return _epoch_ms(moment) + millis
     except ValueError:

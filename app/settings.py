@@ -1,6 +1,6 @@
 """Worker settings: one frozen object built from the environment at start-up, validated once.
 
-Every variable, its default and its meaning is listed in ``SETTINGS_HELP`` (and in docs/settings.md);
+Every variable, its default and its meaning is in ``SETTINGS_HELP`` (and docs/settings.md);
 a bad value is a one-line :class:`SettingsError` naming the variable.
 """
 
@@ -31,12 +31,18 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     "WINDOW_SIZE": ("600", "sliding window size in seconds"),
     "WINDOW_SLIDE": ("120", "window slide in seconds; WINDOW_SIZE must be a multiple"),
     "MAX_OUT_OF_ORDERNESS": ("0", "watermark lag behind the max event time, in seconds"),
-    "IDLE_TIMEOUT": ("30", "seconds without input after which a partition's watermark "
-                     "follows the wall clock (0 disables)"),
+    "IDLE_TIMEOUT": (
+        "30",
+        "seconds without input after which a partition's watermark "
+        "follows the wall clock (0 disables)",
+    ),
     "MAX_EVIDENCE": ("100", "transactions listed in an alert before it says truncated"),
     "MAX_RECORD_BYTES": ("65536", "larger input records go to the DLQ as oversized"),
-    "STORE": ("rocksdb://", "Faust table store URL: rocksdb:// (RocksDB through rocksdict; "
-              "rocksdict:// means the same) or memory:// (tests only: state is lost on restart)"),
+    "STORE": (
+        "rocksdb://",
+        "Faust table store URL: rocksdb:// (RocksDB through rocksdict; "
+        "rocksdict:// means the same) or memory:// (tests only: state is lost on restart)",
+    ),
     "DATA_DIR": ("data", "directory of the worker's RocksDB state"),
     "STANDBY_REPLICAS": ("0", "standby copies of each table partition on other workers"),
     "PROCESSING_GUARANTEE": ("at_least_once", "at_least_once or exactly_once"),
@@ -173,4 +179,3 @@ def _dollars_cents(get: _Getter, name: str) -> int:
     if not cents.is_finite() or cents != cents.to_integral_value() or cents < 0:
         raise SettingsError(f"{name}={raw} must be a non-negative amount with at most 2 decimals")
     return int(cents)
-

@@ -31,8 +31,8 @@ class PartitionClock:
     ``keyed``: events keyed by pair were processed here, so ``source`` drives the state;
     ``forwarded``: watermark each input partition announced to this partition;
     ``rekeyed``: re-keyed events were processed here, so min(``forwarded``) drives the state;
-    ``applied``: per source (route and input partition), the highest offset applied to this partition's
-    state, so a replayed forward is recognised after its pair was closed and dropped;
+    ``applied``: per source (route and input partition), the highest offset applied to this
+    partition's state, so a replayed forward is recognised after its pair was closed and dropped;
     ``closed``: the watermark up to which this partition's windows have been closed.
     """
 

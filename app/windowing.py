@@ -71,7 +71,7 @@ class WindowSpec:
 
 class Pane(NamedTuple):
     total: int  # cents
-    count: int
+    transfers: int
     first_ms: int
     last_ms: int
     evidence: list[Evidence]  # at most max_evidence, in arrival order
@@ -82,7 +82,7 @@ class WindowResult(NamedTuple):
 
     start_ms: int
     total: int
-    count: int
+    transfers: int
     first_ms: int
     last_ms: int
     evidence: list[Evidence]
@@ -130,9 +130,12 @@ class PairWindows:
             if len(pane.evidence) < spec.max_evidence:
                 pane.evidence.append(evidence)
             pane = Pane(
-                pane.total + tx.cents, pane.count + 1, min(pane.first_ms, tx.time_ms),
-                max(pane.last_ms, tx.time_ms), pane.evidence,
-            )  # fmt: skip
+                pane.total + tx.cents,
+                pane.transfers + 1,
+                min(pane.first_ms, tx.time_ms),
+                max(pane.last_ms, tx.time_ms),
+                pane.evidence,
+            )
         self.panes[start] = pane
         crossed = []
         for window_start in starts:
@@ -174,14 +177,17 @@ class PairWindows:
 
     def window(self, spec: WindowSpec, start: int) -> WindowResult:
         """Total, count, first/last event and evidence of the window starting at ``start``."""
-        panes = [self.panes[s] for s in range(start, start + spec.size_ms, spec.slide_ms)
-                 if s in self.panes]  # fmt: skip
+        panes = [
+            self.panes[s]
+            for s in range(start, start + spec.size_ms, spec.slide_ms)
+            if s in self.panes
+        ]
         evidence = sorted(e for pane in panes for e in pane.evidence)
-        count = sum(p.count for p in panes)
+        count = sum(p.transfers for p in panes)
         return WindowResult(
             start_ms=start,
             total=sum(p.total for p in panes),
-            count=count,
+            transfers=count,
             first_ms=min(p.first_ms for p in panes),
             last_ms=max(p.last_ms for p in panes),
             evidence=evidence[: spec.max_evidence],
@@ -201,8 +207,10 @@ class PairWindows:
         return {
             "p": self.partition,
             "closed": self.closed_ms,
-            "panes": {str(s): [p.total, p.count, p.first_ms, p.last_ms, p.evidence]
-                      for s, p in self.panes.items()},  # fmt: skip
+            "panes": {
+                str(s): [p.total, p.transfers, p.first_ms, p.last_ms, p.evidence]
+                for s, p in self.panes.items()
+            },
             "crossed": sorted(self.crossed),
             "seen": self.seen,
         }
@@ -212,8 +220,10 @@ class PairWindows:
         return cls(
             partition=data["p"],
             closed_ms=data["closed"],
-            panes={int(s): Pane(t, c, f, la, [tuple(e) for e in ev])  # type: ignore[misc]
-                   for s, (t, c, f, la, ev) in data["panes"].items()},  # fmt: skip
+            panes={
+                int(s): Pane(t, c, f, la, [tuple(e) for e in ev])
+                for s, (t, c, f, la, ev) in data["panes"].items()
+            },
             crossed=set(data["crossed"]),
             seen=dict(data["seen"]),
         )

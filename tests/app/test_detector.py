@@ -125,8 +125,9 @@ def alerts(fraud: SimTopic, kind: str) -> dict[str, tuple[int, int]]:
             if alert["kind"] == kind:
                 cents = int(alert["total"].replace(".", ""))
                 assert found.setdefault(alert["alert_id"], (cents, alert["count"])) == (
-                    cents, alert["count"],
-                ), "an alert_id with two different contents"  # fmt: skip
+                    cents,
+                    alert["count"],
+                ), "an alert_id with two different contents"
     return found
 
 
@@ -186,10 +187,22 @@ def test_alert_fields(seed: int = 1) -> None:
     _, fraud, _ = asyncio.run(run(keyed(lines)))
     alert: dict[str, Any] = models.decode(fraud.partitions[min(fraud.partitions)][0][1])
     assert set(alert) == {
-        "schema", "alert_id", "kind", "sender", "receiver", "window_start", "window_end",
-        "total", "threshold", "count", "first_event", "last_event", "transactions",
-        "truncated", "detected_at",
-    }  # fmt: skip
+        "schema",
+        "alert_id",
+        "kind",
+        "sender",
+        "receiver",
+        "window_start",
+        "window_end",
+        "total",
+        "threshold",
+        "count",
+        "first_event",
+        "last_event",
+        "transactions",
+        "truncated",
+        "detected_at",
+    }
     assert alert["threshold"] == "10000.00"
     assert alert["alert_id"].startswith(f"{alert['sender']}:{alert['receiver']}:")
     assert len(alert["transactions"]) <= 5

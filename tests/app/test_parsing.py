@@ -67,18 +67,39 @@ def test_bad_timestamps(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "cents"),
-    [("7810", 781000), ("7810.5", 781050), ("7810.50", 781050), ("0.01", 1), ("007", 700),
-     ("1000000000", 100_000_000_000)],
-)  # fmt: skip
+    [
+        ("7810", 781000),
+        ("7810.5", 781050),
+        ("7810.50", 781050),
+        ("0.01", 1),
+        ("007", 700),
+        ("1000000000", 100_000_000_000),
+    ],
+)
 def test_amounts_in_cents(text: str, cents: int) -> None:
     assert parse_cents(text) == cents
 
 
 @pytest.mark.parametrize(
     "text",
-    ["0", "0.00", "-5", "+5", "1.234", "1e3", "NaN", "Infinity", "1,000", "", " 5", "5.",
-     ".5", "1000000000.01", "99999999999999999"],
-)  # fmt: skip
+    [
+        "0",
+        "0.00",
+        "-5",
+        "+5",
+        "1.234",
+        "1e3",
+        "NaN",
+        "Infinity",
+        "1,000",
+        "",
+        " 5",
+        "5.",
+        ".5",
+        "1000000000.01",
+        "99999999999999999",
+    ],
+)
 def test_bad_amounts(text: str) -> None:
     assert reason_of(f"2017-07-23T01:06:47Z;1;2;{text}".encode()) == "bad_amount"
 

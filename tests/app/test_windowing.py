@@ -67,9 +67,11 @@ def test_closing_reports_flagged_windows_once_and_drops_unneeded_panes() -> None
     windows.add(SPEC, tx(5, "6000"), src(1), NO_WATERMARK)
     # watermark 10: windows ending at or before 10 (starts -8 .. 0) close
     closed = windows.close(SPEC, 10 * MIN)
-    assert [(w.start_ms // MIN, w.total, w.count) for w in closed] == [
-        (-4, 1_200_000, 2), (-2, 1_200_000, 2), (0, 1_200_000, 2)
-    ]  # fmt: skip
+    assert [(w.start_ms // MIN, w.total, w.transfers) for w in closed] == [
+        (-4, 1_200_000, 2),
+        (-2, 1_200_000, 2),
+        (0, 1_200_000, 2),
+    ]
     assert windows.close(SPEC, 10 * MIN) == []  # idempotent
     assert sorted(windows.panes) == [4 * MIN]  # the pane at 0 is in no open window
     assert windows.next_close_ms(SPEC) == 12 * MIN
@@ -116,9 +118,12 @@ def test_evidence_is_capped_and_says_truncated() -> None:
     for offset in range(5):
         windows.add(SPEC, tx(1, "3000"), src(offset), NO_WATERMARK)
     window = windows.window(SPEC, 0)
-    assert (window.total, window.count, len(window.evidence), window.truncated) == (
-        1_500_000, 5, 3, True,
-    )  # fmt: skip
+    assert (window.total, window.transfers, len(window.evidence), window.truncated) == (
+        1_500_000,
+        5,
+        3,
+        True,
+    )
 
 
 def test_json_round_trip() -> None:

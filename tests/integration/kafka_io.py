@@ -58,8 +58,10 @@ async def read_until(
         while not done(records):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "
-                                     f"got {len(records)} records on {topic}")  # fmt: skip
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for {what}; "
+                    f"got {len(records)} records on {topic}"
+                )
             batch = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
             for messages in batch.values():
                 records.extend(Written(m.partition, m.offset, m.key, m.value) for m in messages)
