@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import faust
@@ -9,6 +10,7 @@ import mode.loop
 
 from app.errors import SettingsError
 from app.settings import Settings
+from app.topics import TopicError, ensure_topics
 
 # Faust picks its event loop from --loop or F_LOOP before importing us; the policy set here
 # makes the worker run on uvloop with no flag, before any loop is created.
@@ -20,7 +22,18 @@ except SettingsError as exc:  # one line for a person, not a traceback from insi
     print(f"fraud-detector: bad setting: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-app = faust.App(
+
+class DetectorApp(faust.App):
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        try:  # before the consumer joins the group: the first assignment must see every topic
+            await ensure_topics(settings, [table.name for table in self.tables.values()])
+        except TopicError as exc:
+            print(f"fraud-detector: {exc}", file=sys.stderr, flush=True)
+            os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
+
+
+app = DetectorApp(
     settings.app_id,
     broker=settings.broker_url,
     store=settings.store,
@@ -39,4 +52,4 @@ app = faust.App(
 )
 
 # Registers the agents, tables and timers on the app.
-from app import agents  # noqa: E402, F401
+from app import agents, views  # noqa: E402, F401

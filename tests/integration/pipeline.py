@@ -7,10 +7,8 @@ deadline for the expected alerts, and compare them with tests/reference.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from localkafka import LocalKafka, free_ports
 
 from generator import GeneratorConfig, generate
@@ -85,15 +83,6 @@ class Pipeline:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
-
-
-@pytest.fixture
-def pipeline(kafka: LocalKafka, topics: TopicFactory, tmp_path: Path) -> Iterator[Pipeline]:
-    pipe = Pipeline(kafka, topics, tmp_path)
-    try:
-        yield pipe
-    finally:
-        pipe.stop()
 
 
 def expect(written: list[Written]) -> Expected:

@@ -43,6 +43,14 @@ async def test_alerts_and_dead_letters_are_exactly_the_expected_ones(pipeline: P
     assert_alerts(fraud, expected)
     assert dead_letters(dlq) == expected.dead
     assert "+uvloop" in worker.log_text()  # the banner names the event loop
+    assert worker.get("/health") == (200, {"status": "ok"})
+    assert worker.get("/ready") == (200, {"ready": True})
+    metrics = worker.get_text("/metrics")
+    late = sum(1 for reason in expected.dead.values() if reason == "late")
+    assert f'fraud_dead_letters_total{{reason="late"}} {late}' in metrics
+    assert f'fraud_alerts_total{{kind="window_closed"}} {len(expected.closed)}' in metrics
+    some_pair = next(iter(expected.closed)).rsplit(":", 1)[0]
+    assert worker.get(f"/pair/{some_pair}") == (200, {"pair": some_pair, "windows": []})
     # every injected structuring burst is caught; no near miss is
     scenario_pairs = {(r.scenario.type, r.key) for r in generate(BASE) if r.scenario is not None}
     alerted_pairs = {f"{a['sender']}:{a['receiver']}".encode() for a in decoded(fraud)}

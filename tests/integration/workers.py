@@ -6,12 +6,16 @@ shared settings; ``faust -A app worker -l info`` runs as a child process with it
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 FAUST = Path(sys.executable).parent / "faust"
@@ -30,6 +34,7 @@ class WorkerProcess:
             "WEB_PORT": str(web_port),
             "WEB_HOST": "127.0.0.1",
         }
+        self.web_port = web_port
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -37,10 +42,29 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(FAUST), "-A", "app", "worker", "-l", "info"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         return self
+
+    def get_text(self, path: str, timeout: float = 10.0) -> str:
+        return self._get(path, timeout)[1]
+
+    def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+        """GET a path of the worker's web server: (status, decoded JSON)."""
+        status, body = self._get(path, timeout)
+        return status, json.loads(body)
+
+    def _get(self, path: str, timeout: float) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no commit."""

@@ -1,0 +1,46 @@
+# The single entry point: `make demo`, `make test`, `make lint`, `make clean` (see README).
+# Every target works from a fresh clone; Python 3.11/3.12, Java 17+ and Maven must be on PATH.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv kafka-jars lint test test-fast demo kafka-start kafka-stop clean
+
+venv: $(STAMP)
+
+# Reinstalls only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+kafka-jars:
+	$(PYTHON) scripts/localkafka.py jars
+
+lint: $(STAMP)
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint kafka-jars
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not broker"
+
+demo: $(STAMP) kafka-jars
+	scripts/demo
+
+kafka-start: $(STAMP) kafka-jars
+	scripts/kafka start
+	scripts/kafka create-topics
+
+kafka-stop:
+	scripts/kafka stop
+
+clean:
+	-scripts/kafka stop
+	rm -rf $(VENV) .cache .run build .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,90 @@
+"""Topics the worker needs before it joins the consumer group.
+
+Faust creates internal topics lazily, while it subscribes; on a fresh cluster the first
+assignment can then miss a topic that the broker's metadata does not show yet ("Ignoring missing
+topic"), and that topic stays unassigned until the next rebalance. So the worker checks the
+input topic and creates its internal topics itself, and waits until the metadata shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from app.errors import FraudError
+from app.settings import Settings
+
+
+class TopicError(FraudError):
+    """A topic is missing or has the wrong number of partitions."""
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"  # Faust's naming of a table's changelog
+
+
+async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 60.0) -> None:
+    internal = {settings.pairs_topic: {}, settings.ticks_topic: {"retention.ms": "3600000"}}
+    for table in tables:
+        internal[changelog_topic(settings, table)] = {"cleanup.policy": "compact"}
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise TopicError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        created = False
+        while True:
+            found = await _partition_counts(admin)
+            missing = [name for name in internal if name not in found]
+            if not missing and settings.transactions_topic in found:
+                break
+            if missing and not created:
+                await _create(admin, missing, internal, settings.partitions)
+                created = True
+            if time.monotonic() > deadline:
+                absent = [n for n in [settings.transactions_topic, *internal] if n not in found]
+                raise TopicError(
+                    f"topics {', '.join(absent)} do not exist on {settings.bootstrap}; create "
+                    f"the input topic with {settings.partitions} partitions "
+                    "(scripts/kafka create-topics)"
+                )
+            await asyncio.sleep(0.2)
+        wrong = {
+            name: found[name]
+            for name in [settings.transactions_topic, *internal]
+            if found[name] != settings.partitions
+        }
+        if wrong:
+            listing = ", ".join(f"{name} has {count}" for name, count in wrong.items())
+            raise TopicError(
+                f"TOPIC_PARTITIONS={settings.partitions} but {listing} partitions: "
+                "set TOPIC_PARTITIONS to the input topic's partition count"
+            )
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    metadata = await admin.describe_topics()
+    return {
+        topic["topic"]: len(topic["partitions"])
+        for topic in metadata
+        if topic.get("error_code", 0) == 0
+    }
+
+
+async def _create(
+    admin: AIOKafkaAdminClient,
+    names: list[str],
+    configs: dict[str, dict[str, str]],
+    partitions: int,
+) -> None:
+    topics = [NewTopic(name, partitions, 1, topic_configs=configs[name]) for name in names]
+    with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
+        await admin.create_topics(topics)
