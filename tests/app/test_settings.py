@@ -1,0 +1,72 @@
+"""Settings from the environment: defaults, validation, and the one-line error at start-up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.errors import SettingsError
+from app.settings import SETTINGS_HELP, Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.threshold_cents, s.window_size_ms, s.window_slide_ms) == (1_000_000, 600_000, 120_000)
+    assert (s.partitions, s.max_out_of_orderness_ms, s.processing_guarantee) == (
+        8,
+        0,
+        "at_least_once",
+    )
+    assert s.broker_url == "kafka://localhost:9092"
+    assert Settings.from_env({"KAFKA_BOOTSTRAP": "a:1,b:2"}).broker_url == "kafka://a:1;kafka://b:2"
+    assert Settings.from_env({"THRESHOLD": "9999.99"}).threshold_cents == 999_999
+    assert Settings.from_env({"STORE": "rocksdict://"}).store == "rocksdb://"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WINDOW_SIZE": "500"}, "WINDOW_SIZE=500 must be a multiple of WINDOW_SLIDE=120"),
+        ({"WINDOW_SLIDE": "0"}, "WINDOW_SLIDE=0 must be"),
+        ({"WINDOW_SIZE": "ten"}, "WINDOW_SIZE='ten' is not a number of seconds"),
+        ({"THRESHOLD": "10.001"}, "THRESHOLD=10.001 must be a non-negative amount"),
+        ({"THRESHOLD": "NaN"}, "THRESHOLD=NaN must be"),
+        ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS=0 must be >= 1"),
+        ({"WEB_PORT": "70000"}, "WEB_PORT=70000 must be between 1 and 65535"),
+        ({"PROCESSING_GUARANTEE": "maybe"}, "PROCESSING_GUARANTEE='maybe' must be one of"),
+        ({"STORE": "redis://"}, "STORE='redis://' must be rocksdb:// or memory://"),
+        ({"APP_ID": " "}, "APP_ID must not be empty"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert message in str(caught.value)
+
+
+def test_every_setting_is_documented() -> None:
+    docs = (REPO / "docs" / "settings.md").read_text()
+    for name, (default, _) in SETTINGS_HELP.items():
+        assert f"`{name}`" in docs, name
+        assert f"`{default}`" in docs, (name, default)
+
+
+def test_the_worker_stops_with_one_line_on_a_bad_setting() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker"],
+        cwd=REPO,
+        env={**os.environ, "WINDOW_SIZE": "500"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "fraud-detector: bad setting: WINDOW_SIZE=500 must be a multiple of WINDOW_SLIDE=120"
+    )
