@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,42 @@ class WorkerProcess:
             start_new_session=True,
         )
         return self
+
+    def get_or_none(self, path: str, timeout: float = 10.0) -> tuple[int, Any] | None:
+        """Like :meth:`get`, or None while the web server is not up (it starts after recovery)."""
+        try:
+            return self.get(path, timeout)
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll /ready until the worker has partitions and its tables are recovered."""
+        self._poll(lambda: self.get_or_none("/ready") == (200, {"ready": True}), "ready", timeout)
+
+    def metric(self, name: str) -> float:
+        """A metric's value from /metrics (0 when absent)."""
+        for line in self.get_text("/metrics").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def wait_metric(self, name: str, *, above: float, timeout: float) -> None:
+        def check() -> bool:
+            try:
+                return self.metric(name) > above
+            except OSError:
+                return False
+
+        self._poll(check, f"{name} > {above}", timeout)
+
+    def _poll(self, check: Callable[[], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited:\n{self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: not {what} after {timeout:.0f}s")
+            time.sleep(0.2)
 
     def get_text(self, path: str, timeout: float = 10.0) -> str:
         return self._get(path, timeout)[1]
@@ -91,10 +128,4 @@ class WorkerProcess:
             self.process.wait(timeout)
 
     def wait_for_log(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log_text():
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited:\n{self.log_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: no {text!r} in {timeout:.0f}s")
-            time.sleep(0.2)
+        self._poll(lambda: text in self.log_text(), f"logging {text!r}", timeout)

@@ -1,0 +1,68 @@
+"""Scaling on the real broker: workers as the StatefulSet runs them (ordinal names, own data
+dir and web port), added and removed while transactions flow."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from generator import GeneratorConfig, generate
+from tests.integration.kafka_io import produce
+from tests.integration.pipeline import Pipeline, assert_alerts, dead_letters, expect
+
+STREAM = GeneratorConfig(
+    count=9000, accounts=60, seed=21, layout="rfc3339", mean_gap_ms=300, scenarios=15,
+    malformed=0.01, out_of_order=0.01, out_of_order_max_ms=900_000,
+)  # fmt: skip
+
+
+async def test_scaling_1_to_3_to_1_loses_and_changes_nothing(pipeline: Pipeline) -> None:
+    records = [(r.key, r.value) for r in generate(STREAM)]
+    thirds = [records[: len(records) // 3], records[len(records) // 3 : 2 * len(records) // 3]]
+    thirds.append(records[2 * len(records) // 3 :])
+    topic = pipeline.topics["transactions"]
+    written = await produce(pipeline.bootstrap, topic, thirds[0])
+    pipeline.worker(0)
+    added = [pipeline.worker(1), pipeline.worker(2)]
+    for worker in pipeline.workers:
+        worker.wait_ready(timeout=120)
+    written += await produce(pipeline.bootstrap, topic, thirds[1])
+    for worker in added:  # the new workers did take over partitions
+        worker.wait_metric("fraud_records_received_total", above=0, timeout=120)
+        worker.stop()
+    written += await produce(pipeline.bootstrap, topic, thirds[2])
+    expected = expect(written)
+    fraud, dlq = await pipeline.wait_for(expected)
+    assert_alerts(fraud, expected)  # equal to the single-worker semantics; one content per id
+    assert dead_letters(dlq) == expected.dead
+
+
+async def test_any_worker_answers_a_pair_query_for_the_owner(pipeline: Pipeline) -> None:
+    pipeline.env["IDLE_TIMEOUT"] = "0"  # keep the windows open to look at them
+    cfg = replace(STREAM, count=400, scenarios=2, malformed=0.0, out_of_order=0.0)
+    written = await produce(
+        pipeline.bootstrap,
+        pipeline.topics["transactions"],
+        [(r.key, r.value) for r in generate(cfg)],
+    )
+    workers = [pipeline.worker(i) for i in range(3)]
+    last = max(written, key=lambda w: w.offset)  # a pair with recent (open) windows
+    pair = last.key.decode() if last.key else ""
+    deadline = time.monotonic() + 120
+    answers: list[object] = []
+    while time.monotonic() < deadline:
+        answers = [w.get_or_none(f"/pair/{pair}") for w in workers]
+        first = answers[0]
+        if (
+            first is not None
+            and first[0] == 200
+            and first[1]["windows"]
+            and all(a == first for a in answers)
+        ):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"workers did not agree on {pair}: {answers}")
+    _, report = answers[0]  # type: ignore[misc]
+    assert report["pair"] == pair
+    assert all(w["count"] >= 1 for w in report["windows"])
