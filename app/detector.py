@@ -128,12 +128,10 @@ class Detector:
         clock = await self._clock(partition)
         idle_s = self.settings.idle_timeout_s
         now = self.now()
-        if idle_s <= 0 or now - self.last_input.setdefault(partition, now) < idle_s:
+        idle_for = now - self.last_input.setdefault(partition, now)
+        if idle_s <= 0 or idle_for < idle_s:
             return
-        moved = clock.idle(
-            self.spec, int(now * 1000), int(idle_s * 1000), self.settings.max_out_of_orderness_ms
-        )
-        if moved:
+        if clock.idle(self.spec, int((idle_for - idle_s) * 1000)):
             await self._announce(clock)
             self._save_clock(clock)
             await self._advance(clock)

@@ -38,6 +38,8 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     ),
     "MAX_EVIDENCE": ("100", "transactions listed in an alert before it says truncated"),
     "MAX_RECORD_BYTES": ("65536", "larger input records go to the DLQ as oversized"),
+    "KAFKA_SESSION_TIMEOUT": ("30", "seconds without heartbeat before a worker's partitions move "
+                              "to the others"),
     "STORE": (
         "rocksdb://",
         "Faust table store URL: rocksdb:// (RocksDB through rocksdict; "
@@ -69,6 +71,7 @@ class Settings:
     idle_timeout_s: float
     max_evidence: int
     max_record_bytes: int
+    session_timeout_s: float
     store: str
     data_dir: Path
     standby_replicas: int
@@ -127,6 +130,7 @@ class Settings:
             idle_timeout_s=_seconds_ms(get, "IDLE_TIMEOUT", minimum=0) / 1000,
             max_evidence=_integer(get, "MAX_EVIDENCE", minimum=0),
             max_record_bytes=_integer(get, "MAX_RECORD_BYTES", minimum=64),
+            session_timeout_s=_seconds_ms(get, "KAFKA_SESSION_TIMEOUT", minimum=6000) / 1000,
             store=_store(get("STORE")),
             data_dir=Path(get("DATA_DIR")),
             standby_replicas=_integer(get, "STANDBY_REPLICAS", minimum=0),

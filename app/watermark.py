@@ -9,10 +9,12 @@ minimum of the watermarks of all input partitions; each input partition broadcas
 every partition of the internal topic whenever it passes a multiple of SLIDE (the only values a
 window can tell apart).
 
-A partition that receives nothing for IDLE_TIMEOUT seconds of wall clock lets its watermark follow
-the wall clock (minus the timeout and the out-of-orderness), so its windows still close when
-traffic stops. This is an approximation: for a replay of old data it closes every open window
-of that partition once the replay has been idle that long.
+A partition that receives nothing for IDLE_TIMEOUT seconds of wall clock lets event time go on at
+wall-clock speed from its last event: after being idle for ``d`` seconds its watermark is the last
+event's watermark plus ``d - IDLE_TIMEOUT``. A live stream's quiet partition thus closes its
+windows about IDLE_TIMEOUT after they end, and a replay of old data that pauses moves on only by
+the length of the pause. It is an approximation: an event that arrives after a long pause with an
+older timestamp may find its windows closed.
 """
 
 from __future__ import annotations
@@ -43,16 +45,21 @@ class PartitionClock:
     rekeyed: bool = False
     applied: dict[str, int] = field(default_factory=dict)
     closed: int = NO_WATERMARK
+    event_source: int = field(default=NO_WATERMARK, compare=False)  # unfloored, from events only
 
     def observe(self, spec: WindowSpec, event_ms: int, out_of_orderness_ms: int) -> bool:
         """Advance the source watermark for an event seen on this input partition.
 
         Returns True when it passed a multiple of SLIDE (announce it; persist it)."""
+        self.event_source = max(self.event_source, event_ms - out_of_orderness_ms)
         return self._advance_source(spec, event_ms - out_of_orderness_ms)
 
-    def idle(self, spec: WindowSpec, now_ms: int, idle_ms: int, out_of_orderness_ms: int) -> bool:
-        """The partition has been idle ``idle_ms``: follow the wall clock. True if it moved."""
-        return self._advance_source(spec, now_ms - idle_ms - out_of_orderness_ms)
+    def idle(self, spec: WindowSpec, beyond_timeout_ms: int) -> bool:
+        """No input for IDLE_TIMEOUT plus ``beyond_timeout_ms``: event time goes on at wall-clock
+        speed from the last event's watermark. True if the watermark moved."""
+        # from the last event, not from an earlier idle step: repeated ticks must not compound
+        last = self.event_source if self.event_source > NO_WATERMARK else self.source
+        return last > NO_WATERMARK and self._advance_source(spec, last + beyond_timeout_ms)
 
     def announce(self, source_partition: int, watermark: int) -> bool:
         """Another input partition announced its watermark. True if it moved forward."""

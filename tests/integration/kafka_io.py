@@ -20,15 +20,22 @@ class Written(NamedTuple):
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    partitions: Iterable[int | None] | None = None,
 ) -> list[Written]:
-    """Send (key, value) records in order; return where each landed."""
+    """Send (key, value) records in order, to the given partitions or by key; return where each
+    landed."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         pending = []
+        targets = iter(partitions) if partitions is not None else None
         for key, value in records:
-            pending.append((key, value, await producer.send(topic, key=key, value=value)))
+            partition = next(targets) if targets is not None else None
+            future = await producer.send(topic, key=key, value=value, partition=partition)
+            pending.append((key, value, future))
         out = []
         for key, value, future in pending:
             meta = await future
@@ -45,9 +52,12 @@ async def read_until(
     *,
     timeout: float,
     what: str,
+    isolation: str = "read_uncommitted",
 ) -> list[Written]:
     """Read ``topic`` from the beginning until ``done(records)``; fail after ``timeout``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
+    )
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)
@@ -94,3 +104,34 @@ def alerts_by_kind(records: Iterable[Written], kind: str) -> dict[str, dict[str,
         first = found.setdefault(alert["alert_id"], content)
         assert first == content, f"{alert['alert_id']} arrived with two different contents"
     return found
+
+
+async def uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    """Records of ``topic`` the consumer group has not committed yet (its lag)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        ends = await consumer.end_offsets(partitions)
+        return sum(
+            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def wait_committed(bootstrap: str, group: str, topic: str, timeout: float) -> None:
+    """Poll until every record of ``topic`` is committed by ``group``."""
+    deadline = time.monotonic() + timeout
+    lag = await uncommitted(bootstrap, group, topic)
+    while lag:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{lag} records of {topic} still uncommitted by {group}")
+        await asyncio.sleep(0.5)
+        lag = await uncommitted(bootstrap, group, topic)

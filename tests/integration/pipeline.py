@@ -6,11 +6,15 @@ deadline for the expected alerts, and compare them with tests/reference.py.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
 from localkafka import LocalKafka, free_ports
 
+from app.errors import BadRecord
+from app.models import rfc3339_ms
+from app.parsing import parse_transaction
 from generator import GeneratorConfig, generate
 from tests.conftest import TopicFactory
 from tests.integration.kafka_io import Written, alerts_by_kind, decoded, produce, read_until
@@ -34,7 +38,9 @@ class Pipeline:
             "FRAUD_TOPIC": self.topics["fraud"],
             "DLQ_TOPIC": self.topics["dlq"],
             "TOPIC_PARTITIONS": "8",
-            "IDLE_TIMEOUT": "3",
+            # Pauses between a test's steps must not move event time: windows are closed at the
+            # end by closing transactions (close_windows), as a bounded input ends in Flink.
+            "IDLE_TIMEOUT": "0",
             "MAX_EVIDENCE": "20",
         }
         self.workers: list[WorkerProcess] = []
@@ -48,12 +54,31 @@ class Pipeline:
         return worker
 
     async def send(self, cfg: GeneratorConfig) -> list[Written]:
-        records = list(generate(cfg))
+        """Send the generator's records, then close every window (see close_windows)."""
+        records = [(r.key, r.value) for r in generate(cfg)]
+        written = await produce(self.bootstrap, self.topics["transactions"], records)
+        return written + await self.close_windows(written, keyed=cfg.keyed)
+
+    async def close_windows(self, written: list[Written], *, keyed: bool = True) -> list[Written]:
+        """Send one tiny transaction to every partition, SIZE after the last event: every
+        window of the data closes (the end of a bounded input). Returns them, for expect()."""
+        times = []
+        for record in written:
+            with contextlib.suppress(BadRecord):  # malformed records have no time
+                times.append(parse_transaction(record.value, max_bytes=1 << 20).time_ms)
+        at = rfc3339_ms(max(times) + 600_000)
+        records = []
+        for partition in range(8):
+            pair = f"_end:_end-{partition}"
+            key = pair.encode() if keyed else None
+            records.append((key, f"{at};{pair.replace(':', ';')};0.01".encode()))
         return await produce(
-            self.bootstrap, self.topics["transactions"], ((r.key, r.value) for r in records)
+            self.bootstrap, self.topics["transactions"], records, partitions=range(8)
         )
 
-    async def wait_for(self, expected: Expected) -> tuple[list[Written], list[Written]]:
+    async def wait_for(
+        self, expected: Expected, isolation: str = "read_uncommitted"
+    ) -> tuple[list[Written], list[Written]]:
         def complete(records: list[Written]) -> bool:
             closed = alerts_by_kind(records, "window_closed")
             return set(expected.closed) <= set(closed)
@@ -65,6 +90,7 @@ class Pipeline:
                 complete,
                 timeout=TIMEOUT,
                 what=f"{len(expected.closed)} window_closed alerts",
+                isolation=isolation,
             )
             dlq = await read_until(
                 self.bootstrap,
@@ -83,6 +109,13 @@ class Pipeline:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+def expect_in_order(written: list[Written]) -> Expected:
+    """Expectation for records in time order (no out-of-order ones): where each landed does not
+    change the alerts, so the send order as one log serves any partitioning. Dead letters are
+    keyed by send position here, not by partition and offset."""
+    return expected_alerts((0, i, w.value) for i, w in enumerate(written))
 
 
 def expect(written: list[Written]) -> Expected:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from generator import GeneratorConfig, generate
-from tests.integration.kafka_io import Written, alerts_by_kind, decoded, produce, read_until
+from tests.integration.kafka_io import alerts_by_kind, decoded, produce, read_until
 from tests.integration.pipeline import (
     TIMEOUT,
     Pipeline,
     assert_alerts,
     dead_letters,
     expect,
+    expect_in_order,
 )
 
 BASE = GeneratorConfig(
@@ -59,22 +60,16 @@ async def test_alerts_and_dead_letters_are_exactly_the_expected_ones(pipeline: P
 
 
 async def test_unkeyed_input_gives_the_same_alerts(pipeline: Pipeline) -> None:
-    in_order = replace(BASE, out_of_order=0.0, layout="rfc3339")
-    expected = expect(await produce_nowhere(in_order))
-    written = await pipeline.send(replace(in_order, keyed=False))
+    in_order = replace(BASE, out_of_order=0.0, layout="rfc3339", keyed=False)
+    written = await pipeline.send(in_order)
     assert all(w.key is None for w in written)
+    expected = expect_in_order(written)
     pipeline.worker()
     fraud, dlq = await pipeline.wait_for(expected)
     # re-keyed, a pair's events from different input partitions interleave in another order,
     # so the running total at which a window crosses may differ; its final total may not
     assert_alerts(fraud, expected, crossing_order=False)
     assert sorted(dead_letters(dlq).values()) == sorted(expected.dead.values())
-
-
-async def produce_nowhere(cfg: GeneratorConfig) -> list[Written]:
-    """The stream as one in-order log: with no out-of-order records, where each record lands
-    does not change the alerts, so this is the expectation for any partitioning."""
-    return [Written(0, i, r.key, r.value) for i, r in enumerate(generate(cfg))]
 
 
 async def test_a_killed_worker_restarted_mid_stream_completes_the_set(pipeline: Pipeline) -> None:
@@ -94,6 +89,7 @@ async def test_a_killed_worker_restarted_mid_stream_completes_the_set(pipeline: 
     )
     worker.kill()
     second = await produce(pipeline.bootstrap, topic, ((r.key, r.value) for r in records[half:]))
+    second += await pipeline.close_windows(first + second)
     expected = expect(first + second)
     pipeline.worker()  # same ordinal: same data dir, as a restarted pod
     fraud, dlq = await pipeline.wait_for(expected)

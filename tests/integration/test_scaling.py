@@ -31,6 +31,7 @@ async def test_scaling_1_to_3_to_1_loses_and_changes_nothing(pipeline: Pipeline)
         worker.wait_metric("fraud_records_received_total", above=0, timeout=120)
         worker.stop()
     written += await produce(pipeline.bootstrap, topic, thirds[2])
+    written += await pipeline.close_windows(written)
     expected = expect(written)
     fraud, dlq = await pipeline.wait_for(expected)
     assert_alerts(fraud, expected)  # equal to the single-worker semantics; one content per id
@@ -38,7 +39,7 @@ async def test_scaling_1_to_3_to_1_loses_and_changes_nothing(pipeline: Pipeline)
 
 
 async def test_any_worker_answers_a_pair_query_for_the_owner(pipeline: Pipeline) -> None:
-    pipeline.env["IDLE_TIMEOUT"] = "0"  # keep the windows open to look at them
+    # IDLE_TIMEOUT is 0 in the tests' pipelines: the windows stay open to be looked at
     cfg = replace(STREAM, count=400, scenarios=2, malformed=0.0, out_of_order=0.0)
     written = await produce(
         pipeline.bootstrap,

@@ -1,4 +1,5 @@
-"""The viewer against the real broker: all partitions, start position, transactions, new partitions.
+"""The viewer against the real broker: all partitions, start position, transactions, new partitions,
+the dead-letter topic next to the alerts, and the bounded reads of fraud-verify.
 
 Alert records are written here directly (not by the worker), so each test controls duplicates,
 order and partitions exactly; the worker's own records are covered by the pipeline tests.
@@ -15,13 +16,14 @@ from contextlib import aclosing, suppress
 from pathlib import Path
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
-from localkafka import LocalKafka
+from localkafka import LocalKafka, create_topics
 
 from tests.conftest import TopicFactory
-from tests.viewer.records import alert_record
-from viewer.follow import RawRecord, follow
+from tests.viewer.records import ALERT_ID, alert_record
+from viewer.follow import RawRecord, fetch_timestamps, follow, read_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
@@ -45,9 +47,16 @@ class Follower:
     """Runs :func:`viewer.follow.follow` in a task and collects alert ids until told to stop."""
 
     def __init__(
-        self, bootstrap: str, topic: str, *, from_beginning: bool, refresh_s: float = 30.0
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        from_beginning: bool,
+        refresh_s: float = 30.0,
+        also: tuple[str, ...] = (),
     ) -> None:
         self.seen: list[str] = []
+        self.topics: list[str] = []
         self.warnings: list[str] = []
         records = follow(
             bootstrap,
@@ -55,6 +64,7 @@ class Follower:
             from_beginning=from_beginning,
             warn=self.warnings.append,
             refresh_s=refresh_s,
+            also=also,
         )
         self._task = asyncio.create_task(self._collect(records))
 
@@ -62,7 +72,9 @@ class Follower:
         async with aclosing(records):
             async for record in records:
                 assert record.value is not None
-                self.seen.append(str(orjson.loads(record.value)["alert_id"]))
+                document = orjson.loads(record.value)
+                self.seen.append(str(document.get("alert_id", document.get("reason"))))
+                self.topics.append(record.topic)
 
     async def wait_for(
         self,
@@ -119,6 +131,7 @@ async def test_cli_shows_each_alert_once_and_skips_a_bad_record(
         "--topic",
         topic,
         "--from-beginning",
+        "--windows",
         "--max-alerts",
         "2",
         "--timeout",
@@ -238,3 +251,105 @@ async def test_partitions_added_while_following_are_followed(
         await follower.stop()
 
     assert any("new partition" in warning for warning in follower.warnings)
+
+
+async def test_cli_shows_cases_by_default(kafka: LocalKafka, topics: TopicFactory) -> None:
+    topic = topics.create(partitions=8, fraud="fraud")["fraud"]
+    windows = [f"66:26:{start}" for start in (1500771480000, 1500771600000)]
+    # Each window on its own partition, as the worker's keying by alert_id spreads them.
+    await produce(
+        kafka.bootstrap,
+        topic,
+        [
+            (number, alert_record(kind, alert_id=alert_id))
+            for kind in ("threshold_crossed", "window_closed")
+            for number, alert_id in enumerate(windows)
+        ],
+    )
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "viewer", "--bootstrap", kafka.bootstrap, "--topic", topic),
+        *("--from-beginning", "--max-alerts", "2", "--timeout", str(DEADLINE_S), "--json"),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+
+    assert process.returncode == 0, err.decode()
+    cases = [orjson.loads(line) for line in out.decode().splitlines()]
+    # The order across partitions is the fetcher's; --max-alerts stops at the first record of
+    # the second window, which then joins the first one's case.
+    assert 2 <= len(cases) <= 3
+    assert all(case["case_id"] in windows for case in cases)
+    assert (cases[-1]["case_id"], cases[-1]["alert_ids"]) == (windows[0], windows)
+
+
+async def test_the_dead_letter_topic_is_followed_too_once_it_exists(
+    kafka: LocalKafka, topics: TopicFactory
+) -> None:
+    names = topics.create(partitions=2, fraud="fraud")
+    fraud, dlq = names["fraud"], f"dlq-{names['fraud']}"
+    follower = Follower(kafka.bootstrap, fraud, from_beginning=True, refresh_s=0.5, also=(dlq,))
+    try:
+        await follower.wait_for(
+            lambda seen: any("does not exist (yet)" in w for w in follower.warnings) or bool(seen),
+            "the warning about the missing dead-letter topic",
+        )
+        create_topics(kafka.bootstrap, {dlq: 2})
+        await produce(kafka.bootstrap, dlq, [(1, {"schema": 1, "reason": "late"})])
+        await produce(kafka.bootstrap, fraud, [(0, alert_record())])
+
+        await follower.wait_for(lambda seen: {"late", ALERT_ID} <= set(seen), "both records")
+    finally:
+        await follower.stop()
+
+    assert follower.topics[follower.seen.index("late")] == dlq
+    assert any(f"following 2 new partition(s) of '{dlq}'" in w for w in follower.warnings)
+
+
+async def test_read_to_end_stops_where_the_topic_ended_and_reports_progress(
+    kafka: LocalKafka, topics: TopicFactory
+) -> None:
+    topic = topics.create(partitions=3, fraud="fraud")["fraud"]
+    await produce(
+        kafka.bootstrap,
+        topic,
+        [(number % 2, alert_record(alert_id=f"a:b:{number}")) for number in range(10)],
+    )
+    steps: list[tuple[int, int]] = []
+
+    records = read_to_end(
+        kafka.bootstrap, topic, warn=pytest.fail, progress=lambda *step: steps.append(step)
+    )
+    async with aclosing(records):
+        seen = [record async for record in records]
+
+    assert sorted(record.offset for record in seen if record.partition == 0) == [0, 1, 2, 3, 4]
+    assert len(seen) == 10
+    assert steps[0] == (0, 10) and steps[-1] == (10, 10)
+
+
+async def test_fetch_timestamps_finds_records_by_partition_and_offset(
+    kafka: LocalKafka, topics: TopicFactory
+) -> None:
+    topic = topics.create(partitions=2, transactions="transactions")["transactions"]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        written = {}
+        for number in range(6):
+            stamp = 1_700_000_000_000 + number * 1000
+            meta = await producer.send_and_wait(
+                topic, b"x", partition=number % 2, timestamp_ms=stamp
+            )
+            written[(meta.partition, meta.offset)] = stamp
+    finally:
+        await producer.stop()
+
+    wanted = [(0, 1), (1, 2), (1, 0), (0, 99), (7, 0)]  # the last two do not exist
+    found = await fetch_timestamps(kafka.bootstrap, topic, wanted, warn=pytest.fail)
+
+    assert found == {key: written[key] for key in [(0, 1), (1, 2), (1, 0)]}
