@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv kafka-jars lint test test-fast demo kafka-start kafka-stop clean
 
+include manifests/deploy.mk
+
 venv: $(STAMP)
 
 # Reinstalls only when pyproject.toml changes.
@@ -19,15 +21,15 @@ $(STAMP): pyproject.toml
 kafka-jars:
 	$(PYTHON) scripts/localkafka.py jars
 
-lint: $(STAMP)
+lint: $(STAMP) lint-docker
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-test: lint kafka-jars
+test: lint kafka-jars kustomize
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) kustomize
 	$(PY) -m pytest -m "not broker"
 
 demo: $(STAMP) kafka-jars
