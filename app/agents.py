@@ -14,6 +14,7 @@ from typing import Any
 from faust.types import TP, EventT
 
 from app.app import app, settings
+from app.control import ControlFollower
 from app.detector import Detector
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,18 @@ detector = Detector(
     dead_letters=dlq_topic,
     rekeyed=rekeyed_topic,
 )
+
+
+control = ControlFollower(settings, detector.set_threshold)
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def follow_control() -> None:
+    """Apply runtime threshold changes (caught up once before the worker joined the group)."""
+    try:
+        await control.follow()
+    finally:
+        await control.stop()
 
 
 @app.agent(inputs)

@@ -31,6 +31,9 @@ class DetectorApp(faust.App):
         except TopicError as exc:
             print(f"fraud-detector: {exc}", file=sys.stderr, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
+        from app.agents import control  # defined with the agents, which import this module
+
+        await control.catch_up()  # the threshold in force, before any input is processed
 
 
 app = DetectorApp(
@@ -50,7 +53,7 @@ app = DetectorApp(
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     key_serializer="raw",
     value_serializer="raw",
-    autodiscover=False,
+    autodiscover=["app.commands"],  # the operator commands (faust -A app pair|top|...)
 )
 
 # Registers the agents, tables and timers on the app.

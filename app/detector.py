@@ -19,6 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from app import models
@@ -75,6 +76,10 @@ class Detector:
         self.last_input: dict[int, float] = {}  # wall clock of the last input record, by partition
         self.index_stale = True  # the due indexes must be rebuilt from the table (rebalance)
         self.counts: Counter[str] = Counter()
+
+    def set_threshold(self, cents: int) -> None:
+        """A new threshold from the control topic: applies to what is processed from now on."""
+        self.spec = replace(self.spec, threshold_cents=cents)
 
     # -- entry points, one per input ------------------------------------------------------------
 

@@ -26,6 +26,10 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     "TRANSACTIONS_TOPIC": ("transactions", "input topic of transaction lines"),
     "FRAUD_TOPIC": ("fraud", "output topic of alerts (JSON, keyed by alert_id)"),
     "DLQ_TOPIC": ("transactions-dlq", "dead-letter topic for records that cannot be used"),
+    "CONTROL_TOPIC": (
+        "fraud-control",
+        "compacted topic of runtime settings (the threshold), followed by every worker",
+    ),
     "TOPIC_PARTITIONS": ("8", "partitions of the input and of every internal topic"),
     "THRESHOLD": ("10000", "alert when a window's total is strictly greater (dollars)"),
     "WINDOW_SIZE": ("600", "sliding window size in seconds"),
@@ -38,8 +42,10 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     ),
     "MAX_EVIDENCE": ("100", "transactions listed in an alert before it says truncated"),
     "MAX_RECORD_BYTES": ("65536", "larger input records go to the DLQ as oversized"),
-    "KAFKA_SESSION_TIMEOUT": ("30", "seconds without heartbeat before a worker's partitions move "
-                              "to the others"),
+    "KAFKA_SESSION_TIMEOUT": (
+        "30",
+        "seconds without heartbeat before a worker's partitions move to the others",
+    ),
     "STORE": (
         "rocksdb://",
         "Faust table store URL: rocksdb:// (RocksDB through rocksdict; "
@@ -63,6 +69,7 @@ class Settings:
     transactions_topic: str
     fraud_topic: str
     dlq_topic: str
+    control_topic: str
     partitions: int
     threshold_cents: int
     window_size_ms: int
@@ -113,7 +120,14 @@ class Settings:
             raise SettingsError(
                 f"PROCESSING_GUARANTEE={guarantee!r} must be one of {', '.join(GUARANTEES)}"
             )
-        for name in ("KAFKA_BOOTSTRAP", "APP_ID", "TRANSACTIONS_TOPIC", "FRAUD_TOPIC", "DLQ_TOPIC"):
+        for name in (
+            "KAFKA_BOOTSTRAP",
+            "APP_ID",
+            "TRANSACTIONS_TOPIC",
+            "FRAUD_TOPIC",
+            "DLQ_TOPIC",
+            "CONTROL_TOPIC",
+        ):
             if not get(name):
                 raise SettingsError(f"{name} must not be empty")
         return cls(
@@ -122,6 +136,7 @@ class Settings:
             transactions_topic=get("TRANSACTIONS_TOPIC"),
             fraud_topic=get("FRAUD_TOPIC"),
             dlq_topic=get("DLQ_TOPIC"),
+            control_topic=get("CONTROL_TOPIC"),
             partitions=_integer(get, "TOPIC_PARTITIONS", minimum=1),
             threshold_cents=_dollars_cents(get, "THRESHOLD"),
             window_size_ms=size,

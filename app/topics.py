@@ -55,6 +55,9 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
                     "(scripts/kafka create-topics)"
                 )
             await asyncio.sleep(0.2)
+        if settings.control_topic not in found:  # one partition: every worker reads all of it
+            config = {"cleanup.policy": "compact"}
+            await _create(admin, [settings.control_topic], {settings.control_topic: config}, 1)
         wrong = {
             name: found[name]
             for name in [settings.transactions_topic, *internal]

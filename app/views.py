@@ -50,6 +50,56 @@ class Pair(View):
         return self.json(pair_report(params["pair"]))
 
 
+@app.page("/top")
+class Top(View):
+    """Pairs closest to the threshold: this worker's, merged with every other worker's."""
+
+    async def get(self, request: Request) -> Response:
+        n = max(1, min(int(request.query.get("n", "20")), 1000))
+        rows = local_top(n)
+        if "local" not in request.query:
+            own = str(app.conf.canonical_url).rstrip("/")
+            for url in app.router.tables_metadata():
+                if str(url).rstrip("/") == own:
+                    continue
+                async with app.http_client.get(f"{url}/top?local=1&n={n}") as response:
+                    rows += (await response.json())["pairs"]
+        rows.sort(key=lambda row: (-int(row["total_cents"]), row["pair"]))
+        return self.json({"pairs": rows[:n]})
+
+
+def local_top(n: int) -> list[dict[str, Any]]:
+    """This worker's ``n`` pairs with the largest open window."""
+    best: list[tuple[int, str, Any]] = []
+    for key, value in pair_windows.items():
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if name.startswith("#"):
+            continue
+        state = PairWindows.from_json(models.decode(value))
+        for window in state.windows(detector.spec):
+            best.append((window.total, name, window))
+    best.sort(key=lambda row: (-row[0], row[1]))
+    seen: set[str] = set()
+    rows = []
+    for total, name, window in best:
+        if name in seen:
+            continue  # a pair's largest window only
+        seen.add(name)
+        rows.append(
+            {
+                "pair": name,
+                "total_cents": total,
+                "total": models.dollars(total),
+                "count": window.transfers,
+                "window_start": models.rfc3339_ms(window.start_ms),
+                "threshold": models.dollars(detector.spec.threshold_cents),
+            }
+        )
+        if len(rows) == n:
+            break
+    return rows
+
+
 def pair_report(pair: str) -> dict[str, Any]:
     """The pair's open windows as this worker's state has them."""
     stored = pair_windows.get(pair)

@@ -60,7 +60,9 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float) -> None:
         """Poll /ready until the worker has partitions and its tables are recovered."""
-        self._poll(lambda: self.get_or_none("/ready") == (200, {"ready": True}), "ready", timeout)
+        self.wait_until(
+            lambda: self.get_or_none("/ready") == (200, {"ready": True}), "ready", timeout
+        )
 
     def metric(self, name: str) -> float:
         """A metric's value from /metrics (0 when absent)."""
@@ -76,9 +78,9 @@ class WorkerProcess:
             except OSError:
                 return False
 
-        self._poll(check, f"{name} > {above}", timeout)
+        self.wait_until(check, f"{name} > {above}", timeout)
 
-    def _poll(self, check: Callable[[], bool], what: str, timeout: float) -> None:
+    def wait_until(self, check: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not check():
             if not self.alive():
@@ -128,4 +130,4 @@ class WorkerProcess:
             self.process.wait(timeout)
 
     def wait_for_log(self, text: str, timeout: float) -> None:
-        self._poll(lambda: text in self.log_text(), f"logging {text!r}", timeout)
+        self.wait_until(lambda: text in self.log_text(), f"logging {text!r}", timeout)
