@@ -17,7 +17,7 @@ from app.errors import SettingsError
 
 _Getter: TypeAlias = Callable[[str], str]
 
-GUARANTEES = ("at_least_once", "exactly_once")
+GUARANTEES = ("at_least_once",)
 
 # name -> (default, help); the order is the order of the docs.
 SETTINGS_HELP: dict[str, tuple[str, str]] = {
@@ -53,7 +53,10 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     ),
     "DATA_DIR": ("data", "directory of the worker's RocksDB state"),
     "STANDBY_REPLICAS": ("0", "standby copies of each table partition on other workers"),
-    "PROCESSING_GUARANTEE": ("at_least_once", "at_least_once or exactly_once"),
+    "PROCESSING_GUARANTEE": (
+        "at_least_once",
+        "at_least_once (exactly_once is refused: see docs/semantics.md)",
+    ),
     "WEB_HOST": ("localhost", "host name other workers use to reach this worker's web port"),
     "WEB_PORT": ("6066", "port of the worker's web server (/health, /ready, /pair)"),
     "WEB_BIND": ("127.0.0.1", "address the web server listens on"),
@@ -116,6 +119,13 @@ class Settings:
                 f"WINDOW_SLIDE={get('WINDOW_SLIDE')}"
             )
         guarantee = get("PROCESSING_GUARANTEE")
+        if guarantee == "exactly_once":
+            raise SettingsError(
+                "PROCESSING_GUARANTEE=exactly_once is not supported: Faust's transactions can "
+                "only write to partitions this worker consumes, and alerts and re-keyed "
+                "transactions go to others; use at_least_once (alerts are idempotent by "
+                "alert_id, see docs/semantics.md)"
+            )
         if guarantee not in GUARANTEES:
             raise SettingsError(
                 f"PROCESSING_GUARANTEE={guarantee!r} must be one of {', '.join(GUARANTEES)}"

@@ -40,6 +40,7 @@ def test_defaults() -> None:
         ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS=0 must be >= 1"),
         ({"WEB_PORT": "70000"}, "WEB_PORT=70000 must be between 1 and 65535"),
         ({"PROCESSING_GUARANTEE": "maybe"}, "PROCESSING_GUARANTEE='maybe' must be one of"),
+        ({"PROCESSING_GUARANTEE": "exactly_once"}, "exactly_once is not supported: Faust's"),
         ({"STORE": "redis://"}, "STORE='redis://' must be rocksdb:// or memory://"),
         ({"APP_ID": " "}, "APP_ID must not be empty"),
     ],

@@ -52,12 +52,9 @@ async def read_until(
     *,
     timeout: float,
     what: str,
-    isolation: str = "read_uncommitted",
 ) -> list[Written]:
     """Read ``topic`` from the beginning until ``done(records)``; fail after ``timeout``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)

@@ -76,9 +76,7 @@ class Pipeline:
             self.bootstrap, self.topics["transactions"], records, partitions=range(8)
         )
 
-    async def wait_for(
-        self, expected: Expected, isolation: str = "read_uncommitted"
-    ) -> tuple[list[Written], list[Written]]:
+    async def wait_for(self, expected: Expected) -> tuple[list[Written], list[Written]]:
         def complete(records: list[Written]) -> bool:
             closed = alerts_by_kind(records, "window_closed")
             return set(expected.closed) <= set(closed)
@@ -90,7 +88,6 @@ class Pipeline:
                 complete,
                 timeout=TIMEOUT,
                 what=f"{len(expected.closed)} window_closed alerts",
-                isolation=isolation,
             )
             dlq = await read_until(
                 self.bootstrap,

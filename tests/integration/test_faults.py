@@ -64,10 +64,10 @@ def report(scenario: str, faults: int, fraud: list[Written], recovery_s: list[fl
         out.write(json.dumps(row) + "\n")
 
 
-async def finish(pipeline: Pipeline, written: list[Written], isolation: str = "read_uncommitted"):
+async def finish(pipeline: Pipeline, written: list[Written]) -> list[Written]:
     written += await pipeline.close_windows(written)
     expected = expect(written)
-    fraud, _ = await pipeline.wait_for(expected, isolation)
+    fraud, _ = await pipeline.wait_for(expected)
     assert_alerts(fraud, expected)
     await wait_committed(
         pipeline.bootstrap, pipeline.env["APP_ID"], pipeline.topics["transactions"], TIMEOUT
@@ -75,7 +75,7 @@ async def finish(pipeline: Pipeline, written: list[Written], isolation: str = "r
     return fraud
 
 
-async def kill_three_times(pipeline: Pipeline, isolation: str) -> tuple[list[Written], list[float]]:
+async def kill_three_times(pipeline: Pipeline) -> tuple[list[Written], list[float]]:
     workers = [pipeline.worker(i) for i in range(3)]
     for worker in workers:
         worker.wait_ready(timeout=TIMEOUT)
@@ -91,18 +91,12 @@ async def kill_three_times(pipeline: Pipeline, isolation: str) -> tuple[list[Wri
             victim.wait_metric("fraud_records_received_total", above=before, timeout=TIMEOUT)
             victim.kill()  # mid-chunk: no shutdown, no flush, no commit
             recovery.append(restart_and_time(victim))
-    return await finish(pipeline, written, isolation), recovery
+    return await finish(pipeline, written), recovery
 
 
 async def test_kill_9_three_times_with_3_workers(pipeline: Pipeline) -> None:
-    fraud, recovery = await kill_three_times(pipeline, "read_uncommitted")
+    fraud, recovery = await kill_three_times(pipeline)
     report("kill -9 x3, 3 workers", 3, fraud, recovery)
-
-
-async def test_exactly_once_under_kill_9(pipeline: Pipeline) -> None:
-    pipeline.env["PROCESSING_GUARANTEE"] = "exactly_once"
-    fraud, recovery = await kill_three_times(pipeline, "read_committed")
-    report("exactly_once, kill -9 x3", 3, fraud, recovery)
 
 
 async def test_broker_restart_mid_run(tmp_path: Path) -> None:
