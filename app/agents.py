@@ -16,6 +16,7 @@ from faust.types import TP, EventT
 from app.app import app, settings
 from app.control import ControlFollower
 from app.detector import Detector
+from app.errors import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,23 @@ async def detect(stream: Any) -> None:
     event: EventT[Any]
     async for event in stream.events():
         message = event.message
-        if message.topic == settings.transactions_topic:
-            await detector.on_transaction(
-                message.partition, message.offset, message.key, message.value
-            )
-        elif message.topic == settings.pairs_topic:
-            await detector.on_rekeyed(message.partition, message.value)
-        else:
-            await detector.on_tick(message.partition)
+        try:
+            if message.topic == settings.transactions_topic:
+                await detector.on_transaction(
+                    message.partition, message.offset, message.key, message.value
+                )
+            elif message.topic == settings.pairs_topic:
+                await detector.on_rekeyed(message.partition, message.value)
+            else:
+                await detector.on_tick(message.partition)
+        except Fenced as fenced:  # its new owner processes it from the committed offset
+            log.warning("skipped %s/%d@%d: %s", message.topic, message.partition,
+                        message.offset, fenced)  # fmt: skip
+
+
+@app.timer(interval=0.5)  # type: ignore[untyped-decorator]
+async def heartbeat() -> None:
+    detector.beat()
 
 
 @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
@@ -109,4 +119,6 @@ async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-    detector.on_rebalance(())
+    actives = app.assignor.assigned_actives()
+    owned = {tp.partition for tp in actives if tp.topic == settings.transactions_topic}
+    detector.on_rebalance((), assigned=owned)

@@ -49,6 +49,7 @@ app = DetectorApp(
     web_bind=settings.web_bind,
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
+    producer_linger_ms=5,  # changelog and alerts: one produce request per batch, not per record
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     key_serializer="raw",

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from app import models
-from app.errors import BadRecord
+from app.errors import BadRecord, Fenced
 from app.models import THRESHOLD_CROSSED, WINDOW_CLOSED
 from app.parsing import LATE, Transaction, parse_transaction
 from app.settings import Settings
@@ -76,6 +76,8 @@ class Detector:
         self.last_input: dict[int, float] = {}  # wall clock of the last input record, by partition
         self.index_stale = True  # the due indexes must be rebuilt from the table (rebalance)
         self.counts: Counter[str] = Counter()
+        self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
+        self.last_beat = time.monotonic()  # the event loop's heartbeat (see _guard)
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -87,6 +89,7 @@ class Detector:
         self, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         """A record of the input topic."""
+        await self._guard(partition)
         self.last_input[partition] = self.now()
         clock = await self._clock(partition)
         self.counts["received"] += 1
@@ -113,6 +116,7 @@ class Detector:
 
     async def on_rekeyed(self, partition: int, value: bytes | None) -> None:
         """A record of the internal re-keyed topic: a transaction or a watermark announcement."""
+        await self._guard(partition)
         clock = await self._clock(partition)
         data = models.decode(value or b"{}")
         if "wm" in data:
@@ -130,6 +134,7 @@ class Detector:
 
     async def on_tick(self, partition: int) -> None:
         """A wall-clock tick for an input partition that may be idle."""
+        await self._guard(partition)
         clock = await self._clock(partition)
         idle_s = self.settings.idle_timeout_s
         now = self.now()
@@ -152,13 +157,37 @@ class Detector:
             if now - self.last_input.setdefault(p, now) >= self.settings.idle_timeout_s
         ]
 
-    def on_rebalance(self, revoked: Iterable[int]) -> None:
+    def on_rebalance(self, revoked: Iterable[int], assigned: Iterable[int] | None = None) -> None:
         """Partitions moved: forget their in-memory state; rebuild indexes before going on."""
         for partition in revoked:
             self.clocks.pop(partition, None)
             self.due.pop(partition, None)
             self.last_input.pop(partition, None)
+            if self.assigned is not None:
+                self.assigned.discard(partition)
+        if assigned is not None:
+            self.assigned = set(assigned)
         self.index_stale = True
+
+    def beat(self) -> None:
+        """Called every half second by a timer: the event loop is running."""
+        self.last_beat = time.monotonic()
+
+    async def _guard(self, partition: int) -> None:
+        """Refuse to change state for a partition this worker may have lost.
+
+        A worker frozen (SIGSTOP, a stalled VM) past the session timeout has been replaced,
+        but does not know it until its next heartbeat; what it wrote meanwhile would overwrite
+        the new owner's state. So after such a stall it first waits for the group to tell it
+        (two heartbeats), then goes on only with partitions it still owns.
+        """
+        stalled = time.monotonic() - self.last_beat
+        if stalled > self.settings.session_timeout_s:
+            log.warning("the worker stalled %.0fs: waiting for the group before going on", stalled)
+            await asyncio.sleep(min(3.0, self.settings.session_timeout_s / 3) * 2)
+            self.last_beat = time.monotonic()
+        if self.assigned is not None and partition not in self.assigned:
+            raise Fenced(f"partition {partition} is no longer assigned to this worker")
 
     # -- the steps ------------------------------------------------------------------------------
 
@@ -192,6 +221,7 @@ class Detector:
             return
         self.counts["processed"] += 1
         await self._alert(THRESHOLD_CROSSED, tx.pair, crossed)
+        await self._guard(clock.partition)  # the alert's wait may have spanned a stall
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
 
@@ -211,6 +241,7 @@ class Detector:
             if state is None:
                 continue  # a stale index entry: the pair was closed out already
             await self._alert(WINDOW_CLOSED, pair, state.close(self.spec, clock.closed))
+            await self._guard(clock.partition)
             if state.panes:
                 self.table[pair] = models.encode(state.to_json())
                 due.schedule(state.next_close_ms(self.spec), pair)

@@ -16,3 +16,8 @@ class BadRecord(FraudError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class Fenced(FraudError):
+    """This worker stalled for longer than the session timeout and lost the record's partition:
+    another worker owns it now, so the record must not change state here."""

@@ -139,12 +139,11 @@ class PairWindows:
         self.panes[start] = pane
         crossed = []
         for window_start in starts:
-            if window_start in self.crossed:
-                continue
-            result = self.window(spec, window_start)
-            if result.total > spec.threshold_cents:
+            if window_start not in self.crossed and self.total(spec, window_start) > (
+                spec.threshold_cents
+            ):
                 self.crossed.add(window_start)
-                crossed.append(result)
+                crossed.append(self.window(spec, window_start))
         return crossed
 
     def close(self, spec: WindowSpec, watermark: int) -> list[WindowResult]:
@@ -155,13 +154,12 @@ class PairWindows:
         watermark = spec.floor(watermark)
         if watermark <= self.closed_ms:
             return []
-        flagged = []
-        starts = {s for pane in self.panes for s in spec.window_starts(pane)}
-        for start in sorted(starts):
-            if self.closed_ms < start + spec.size_ms <= watermark:
-                result = self.window(spec, start)
-                if result.total > spec.threshold_cents:
-                    flagged.append(result)
+        flagged = [
+            self.window(spec, start)
+            for start in self._starts(spec)
+            if self.closed_ms < start + spec.size_ms <= watermark
+            and self.total(spec, start) > spec.threshold_cents
+        ]
         self.closed_ms = watermark
         horizon = watermark - spec.size_ms  # a pane at or before it is in no open window
         self.panes = {s: p for s, p in self.panes.items() if s > horizon}
@@ -169,11 +167,31 @@ class PairWindows:
         return flagged
 
     def next_close_ms(self, spec: WindowSpec) -> int | None:
-        """Watermark at which this pair next has a window to close, or None if it has no panes."""
+        """Watermark at which this pair next needs closing, or None if it has no panes: the end
+        of its first open window above the threshold (an alert is due), or the moment its oldest
+        pane is in no open window any more (state can shrink), whichever comes first. Windows
+        below the threshold in between need no visit: closing them changes nothing."""
         if not self.panes:
             return None
-        after_closed = spec.floor(self.closed_ms) + spec.slide_ms
-        return max(min(self.panes) + spec.slide_ms, after_closed)
+        due = min(self.panes) + spec.size_ms
+        for start in self._starts(spec):
+            end = start + spec.size_ms
+            if end >= due:
+                break
+            if end > self.closed_ms and self.total(spec, start) > spec.threshold_cents:
+                return end
+        return due
+
+    def total(self, spec: WindowSpec, start: int) -> int:
+        """Total of the window starting at ``start`` (cents)."""
+        panes = self.panes
+        return sum(
+            panes[s].total for s in range(start, start + spec.size_ms, spec.slide_ms) if s in panes
+        )
+
+    def _starts(self, spec: WindowSpec) -> list[int]:
+        """Starts of every window holding at least one pane, in order."""
+        return sorted({s for pane in self.panes for s in spec.window_starts(pane)})
 
     def window(self, spec: WindowSpec, start: int) -> WindowResult:
         """Total, count, first/last event and evidence of the window starting at ``start``."""
@@ -196,8 +214,7 @@ class PairWindows:
 
     def windows(self, spec: WindowSpec) -> Iterator[WindowResult]:
         """Every window still open (after ``closed_ms``) that holds at least one pane."""
-        starts = {s for pane in self.panes for s in spec.window_starts(pane)}
-        for start in sorted(starts):
+        for start in self._starts(spec):
             if start + spec.size_ms > self.closed_ms:
                 yield self.window(spec, start)
 

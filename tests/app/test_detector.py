@@ -16,6 +16,7 @@ import pytest
 
 from app import models
 from app.detector import Detector
+from app.errors import Fenced
 from app.settings import Settings
 from tests.reference import expected_alerts
 
@@ -206,3 +207,29 @@ def test_alert_fields(seed: int = 1) -> None:
     assert alert["threshold"] == "10000.00"
     assert alert["alert_id"].startswith(f"{alert['sender']}:{alert['receiver']}:")
     assert len(alert["transactions"]) <= 5
+
+
+async def test_after_a_stall_a_lost_partition_is_not_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fraud, dlq, rekeyed = SimTopic(), SimTopic(), SimTopic()
+    table: dict[str, bytes] = {}
+    detector = Detector(settings(), table, fraud=fraud, dead_letters=dlq, rekeyed=rekeyed)
+    detector.on_rebalance((), assigned={0, 1})
+    line = b"2017-07-23T00:00:01Z;1;2;5"
+    await detector.on_transaction(1, 0, b"1:2", line)
+    assert "1:2" in table
+    sleeps: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        detector.on_rebalance((1,))  # the group took partition 1 away meanwhile
+
+    monkeypatch.setattr("app.detector.asyncio.sleep", no_sleep)
+    detector.last_beat -= 3600  # the process was frozen for an hour
+    before = dict(table)
+    with pytest.raises(Fenced):
+        await detector.on_transaction(1, 1, b"1:2", line)
+    assert sleeps and table == before
+    await detector.on_transaction(0, 0, b"3:4", b"2017-07-23T00:00:01Z;3;4;5")  # still owned
+    assert "3:4" in table

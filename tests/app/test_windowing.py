@@ -74,10 +74,23 @@ def test_closing_reports_flagged_windows_once_and_drops_unneeded_panes() -> None
     ]
     assert windows.close(SPEC, 10 * MIN) == []  # idempotent
     assert sorted(windows.panes) == [4 * MIN]  # the pane at 0 is in no open window
-    assert windows.next_close_ms(SPEC) == 12 * MIN
+    # no open window is above the threshold: the next visit is when the pane at 4 expires
+    assert windows.next_close_ms(SPEC) == 14 * MIN
     assert windows.close(SPEC, 20 * MIN) == []  # windows 2.. hold only 6000
     assert windows.panes == {}
     assert windows.next_close_ms(SPEC) is None
+
+
+def test_the_next_visit_is_the_first_flagged_window_end_or_the_oldest_pane_expiry() -> None:
+    #   0   2   4   6   8   10  12  14
+    #     x       x                      6000 at 1, 6000 at 5: windows -4, -2, 0 are flagged
+    windows = fresh()
+    windows.add(SPEC, tx(1, "6000"), src(0), NO_WATERMARK)
+    assert windows.next_close_ms(SPEC) == 10 * MIN  # the pane at 0 expires with [0, 10)
+    windows.add(SPEC, tx(5, "6000"), src(1), NO_WATERMARK)
+    assert windows.next_close_ms(SPEC) == 6 * MIN  # [-4, 6) is flagged and ends first
+    windows.close(SPEC, 6 * MIN)
+    assert windows.next_close_ms(SPEC) == 8 * MIN  # then [-2, 8)
 
 
 def test_a_window_closes_when_the_watermark_reaches_its_end() -> None:
