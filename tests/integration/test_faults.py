@@ -22,7 +22,6 @@ from generator import GeneratorConfig, generate
 from tests.conftest import TopicFactory
 from tests.integration.kafka_io import Written, produce, read_until, wait_committed
 from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, expect
-from tests.integration.workers import WorkerProcess
 
 REPORT = Path(__file__).resolve().parents[2] / ".run" / "fault-report.jsonl"
 STREAM = GeneratorConfig(
@@ -35,14 +34,6 @@ def chunks(parts: int) -> list[list[tuple[bytes | None, bytes]]]:
     records = [(r.key, r.value) for r in generate(STREAM)]
     size = -(-len(records) // parts)
     return [records[i : i + size] for i in range(0, len(records), size)]
-
-
-def restart_and_time(worker: WorkerProcess) -> float:
-    """Start ``worker`` again (same ordinal, same data dir); seconds until it is ready."""
-    started = time.monotonic()
-    worker.start()
-    worker.wait_ready(timeout=TIMEOUT)
-    return time.monotonic() - started
 
 
 def duplicates(fraud: list[Written]) -> int:
@@ -90,7 +81,7 @@ async def kill_three_times(pipeline: Pipeline) -> tuple[list[Written], list[floa
             before = victim.metric("fraud_records_received_total")
             victim.wait_metric("fraud_records_received_total", above=before, timeout=TIMEOUT)
             victim.kill()  # mid-chunk: no shutdown, no flush, no commit
-            recovery.append(restart_and_time(victim))
+            recovery.append(victim.restart_timed(TIMEOUT))
     return await finish(pipeline, written), recovery
 
 
@@ -164,7 +155,7 @@ async def test_a_lost_data_dir_is_rebuilt_from_the_changelog(pipeline: Pipeline)
     worker.wait_metric("fraud_records_received_total", above=len(parts[0]) - 1, timeout=TIMEOUT)
     worker.stop()
     shutil.rmtree(worker.data_dir)  # a lost volume
-    recovery = restart_and_time(worker)
+    recovery = worker.restart_timed(TIMEOUT)
     written += await produce(pipeline.bootstrap, topic, parts[1])
     fraud = await finish(pipeline, written)
     report("data dir deleted", 1, fraud, [recovery])

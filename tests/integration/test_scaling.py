@@ -3,13 +3,17 @@ dir and web port), added and removed while transactions flow."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from generator import GeneratorConfig, generate
 from tests.integration.kafka_io import produce
-from tests.integration.pipeline import Pipeline, assert_alerts, dead_letters, expect
+from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, dead_letters, expect
 
+REPORT = Path(__file__).resolve().parents[2] / ".run" / "recovery-report.json"
 STREAM = GeneratorConfig(
     count=9000, accounts=60, seed=21, layout="rfc3339", mean_gap_ms=300, scenarios=15,
     malformed=0.01, out_of_order=0.01, out_of_order_max_ms=900_000,
@@ -67,3 +71,40 @@ async def test_any_worker_answers_a_pair_query_for_the_owner(pipeline: Pipeline)
     _, report = answers[0]  # type: ignore[misc]
     assert report["pair"] == pair
     assert all(w["count"] >= 1 for w in report["windows"])
+
+
+async def test_a_restart_with_its_data_dir_replays_no_changelog(pipeline: Pipeline) -> None:
+    # open state for many pairs (no closing transactions, IDLE_TIMEOUT=0): a changelog to replay
+    cfg = replace(STREAM, count=20_000, accounts=2_000, scenarios=0, malformed=0.0)
+    written = await produce(
+        pipeline.bootstrap,
+        pipeline.topics["transactions"],
+        [(r.key, r.value) for r in generate(cfg)],
+    )
+    worker = pipeline.worker(0)
+    worker.wait_ready(timeout=TIMEOUT)
+    worker.wait_metric("fraud_records_received_total", above=len(written) - 1, timeout=TIMEOUT)
+    worker.stop()
+    mark = len(worker.log_text())
+    with_dir = worker.restart_timed(TIMEOUT)
+    replayed_with_dir = worker.replayed_changelog(since=mark)
+    worker.stop()
+    shutil.rmtree(worker.data_dir)  # a new volume
+    mark = len(worker.log_text())
+    without_dir = worker.restart_timed(TIMEOUT)
+    replayed_without_dir = worker.replayed_changelog(since=mark)
+    assert replayed_with_dir == 0
+    assert replayed_without_dir >= 1000  # at least one changelog record per open pair's write
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(
+        json.dumps(
+            {
+                "events": len(written),
+                "ready_s_with_data_dir": round(with_dir, 1),
+                "replayed_with_data_dir": replayed_with_dir,
+                "ready_s_without_data_dir": round(without_dir, 1),
+                "replayed_without_data_dir": replayed_without_dir,
+            }
+        )
+        + "\n"
+    )

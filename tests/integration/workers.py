@@ -105,6 +105,32 @@ class WorkerProcess:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
+    def restart_timed(self, timeout: float) -> float:
+        """Start again (same ordinal, same data dir); seconds until the worker is ready."""
+        started = time.monotonic()
+        self.start()
+        self.wait_ready(timeout=timeout)
+        return time.monotonic() - started
+
+    def replayed_changelog(self, since: int = 0) -> int:
+        """Changelog records this worker read to recover its active partitions (log text after
+        ``since``), from the "Highwater - Active" and "Reading Starts At - Active" tables Faust
+        logs: per partition, highwater minus the offset reading starts at."""
+        tables: dict[str, dict[str, int]] = {}
+        rows: dict[str, int] | None = None
+        for line in self.log_text()[since:].splitlines():
+            if line.startswith("+Highwater - Active") or line.startswith("+Reading Starts At - A"):
+                rows = tables.setdefault(line[1:10], {})  # "Highwater" / "Reading S"
+            elif rows is not None and line.startswith("|"):
+                cells = [cell.strip() for cell in line.strip("|\n ").split("|")]
+                if len(cells) == 3 and cells[1].isdigit():
+                    rows[cells[1]] = int(cells[2])
+            elif not line.startswith("+"):
+                rows = None
+        starts = tables.get("Reading S", {})
+        highwaters = tables.get("Highwater", {})
+        return sum(max(0, high - starts.get(p, -1)) for p, high in highwaters.items())
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no commit."""
         self._signal(signal.SIGKILL)

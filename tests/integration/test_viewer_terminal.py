@@ -1,0 +1,248 @@
+"""The live view as a person sees it: the viewer in a real terminal (tmux) on the real broker.
+
+The test writes alert and dead-letter records itself (the viewer only reads topics), runs
+``python -m viewer`` in a tmux window of its own tmux server, reads the screen with
+``tmux capture-pane`` and types keys with ``tmux send-keys``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from localkafka import LocalKafka
+
+from tests.conftest import TopicFactory
+from tests.viewer.records import MINUTE_MS, T0_MS, window_record
+
+ROOT = Path(__file__).resolve().parents[2]
+TMUX = shutil.which("tmux")
+DEADLINE_S = 60.0
+WIDTH, HEIGHT = 160, 45
+
+pytestmark = pytest.mark.skipif(TMUX is None, reason="needs tmux (apt-get install tmux)")
+
+
+class Terminal:
+    """One tmux window of a tmux server of its own (``-L``), running one shell command."""
+
+    def __init__(self, command: str) -> None:
+        assert TMUX is not None
+        self._base = [TMUX, "-L", f"viewer-test-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
+        # The pane may start at tmux's default size and get its own a moment later, with
+        # COLUMNS and LINES of the size it started with in the environment (which rich would
+        # believe over the terminal): the command starts at the right size, without them.
+        sized = (
+            f'until [ "$(stty size)" = "{HEIGHT} {WIDTH}" ]; do sleep 0.1; done; '
+            f"unset COLUMNS LINES; {command}"
+        )
+        self._tmux("new-session", "-d", "-s", "view", "-x", str(WIDTH), "-y", str(HEIGHT), sized)
+
+    def _tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            [*self._base, *args], capture_output=True, text=True, timeout=30, check=True
+        )
+        return done.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "view")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "view", *keys)
+
+    def wait_for(self, done: Callable[[str], bool], what: str) -> str:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            shown = self.screen()
+            if done(shown):
+                return shown
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the screen did not show {what} in {DEADLINE_S:g}s:\n{shown}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        subprocess.run([*self._base, "kill-server"], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def terminal_factory() -> Iterator[Callable[[str], Terminal]]:
+    opened: list[Terminal] = []
+
+    def open_terminal(command: str) -> Terminal:
+        opened.append(Terminal(command))
+        return opened[-1]
+
+    yield open_terminal
+    for terminal in opened:
+        terminal.close()
+
+
+def minute(offset: float) -> int:
+    return T0_MS + round(offset * MINUTE_MS)
+
+
+def ago(seconds: float) -> str:
+    moment = datetime.fromtimestamp(time.time() - seconds, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+TRANSFERS = [(minute(3), "4000", 1, 5), (minute(5), "3500", 1, 6), (minute(7), "4500", 1, 7)]
+
+
+def windows(
+    sender: str, receiver: str, starts: list[int], kind: str, detected_at: str
+) -> list[Any]:
+    total = "12000.00" if kind == "window_closed" else "11500.00"
+    return [
+        window_record(
+            kind,
+            minute(start),
+            total,
+            TRANSFERS,
+            sender=sender,
+            receiver=receiver,
+            detected_at=detected_at,
+        )
+        for start in starts
+    ]
+
+
+async def produce(bootstrap: str, topic: str, documents: list[dict[str, Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for document in documents:
+            key = str(document["alert_id"]).encode() if "alert_id" in document else None
+            await producer.send_and_wait(topic, orjson.dumps(document), key=key)
+    finally:
+        await producer.stop()
+
+
+def dead_letter(reason: str, offset: int) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "reason": reason,
+        "detail": "test",
+        "raw": "x",
+        "raw_bytes": 1,
+        "truncated": False,
+        "topic": "transactions",
+        "partition": 0,
+        "offset": offset,
+        "detected_at": ago(1),
+    }
+
+
+def command(kafka: LocalKafka, names: dict[str, str], *flags: str) -> str:
+    """The viewer's shell command line on the test's topics."""
+    topics = ["--topic", names["fraud"], "--dlq-topic", names["dlq"]]
+    return shlex.join(
+        [sys.executable, "-m", "viewer", "--bootstrap", kafka.bootstrap, *topics, *flags]
+    )
+
+
+def row(screen: str, pair: str) -> str:
+    rows = [line for line in screen.splitlines() if f" {pair} " in line]
+    assert len(rows) == 1, f"expected one row of {pair} on the screen:\n{screen}"
+    return rows[0]
+
+
+async def test_the_live_view_shows_cases_a_footer_and_evidence_on_a_key(
+    kafka: LocalKafka,
+    topics: TopicFactory,
+    terminal_factory: Callable[[str], Terminal],
+) -> None:
+    names = topics.create(partitions=4, fraud="fraud", dlq="transactions-dlq")
+    # 66 -> 26: three windows of one burst, two of them closed. 7 -> 8: two windows, both
+    # closed, detected later (so it is the newest case and on top).
+    await produce(
+        kafka.bootstrap,
+        names["fraud"],
+        [
+            *windows("66", "26", [-2, 0, 2], "threshold_crossed", ago(10)),
+            *windows("66", "26", [-2, 0], "window_closed", ago(9)),
+            *windows("7", "8", [0, 2], "threshold_crossed", ago(5)),
+            *windows("7", "8", [0, 2], "window_closed", ago(4)),
+        ],
+    )
+    await produce(
+        kafka.bootstrap,
+        names["dlq"],
+        [
+            dead_letter("late", 1),
+            dead_letter("late", 2),
+            dead_letter("late", 3),
+            dead_letter("bad_amount", 4),
+            dead_letter("late", 3),  # written twice: one input record
+        ],
+    )
+    viewer = command(kafka, names, "--from-beginning")
+    terminal = terminal_factory(
+        f"cd {shlex.quote(str(ROOT))} && {viewer}; echo viewer exited with $?; sleep 600"
+    )
+
+    screen = terminal.wait_for(
+        lambda shown: "2 cases, 1 confirmed" in shown and "DLQ 4 (late 3)" in shown,
+        "both cases and the dead letters",
+    )
+
+    assert screen.index(" 7 -> 8 ") < screen.index(" 66 -> 26 "), screen
+    newest, older = row(screen, "7 -> 8"), row(screen, "66 -> 26")
+    assert "CONFIRMED" in newest and "$12,000.00" in newest
+    assert "CROSSED" in older and "3, 2 closed" in older and f"66:26:{minute(-2)}" in older
+    assert "2017-07-23 01:03:00–01:07:00" in older
+    footer = next(line for line in screen.splitlines() if "alerts/min" in line)
+    assert "5 alerts/min" in footer  # 5 windows, all first detected seconds ago
+    assert "e evidence · q quit" in footer
+
+    # The burst's last window closes: the case is confirmed, in place.
+    await produce(
+        kafka.bootstrap, names["fraud"], windows("66", "26", [2], "window_closed", ago(0))
+    )
+    screen = terminal.wait_for(lambda shown: "2 cases, 2 confirmed" in shown, "the update")
+    assert "CONFIRMED" in row(screen, "66 -> 26")
+
+    terminal.keys("e")
+    screen = terminal.wait_for(lambda shown: "p1@6" in shown, "the evidence after the e key")
+    assert "01:03:00  $4,000.00  p1@5" in screen
+    assert "01:07:00  $4,500.00  p1@7" in screen
+
+    terminal.keys("q")
+    screen = terminal.wait_for(lambda shown: "viewer exited with" in shown, "the viewer's exit")
+    assert "viewer exited with 0" in screen
+    assert "2 cases, 2 confirmed" in screen  # the last state stays on the screen
+
+
+async def test_a_case_asked_for_is_shown_in_detail(
+    kafka: LocalKafka,
+    topics: TopicFactory,
+    terminal_factory: Callable[[str], Terminal],
+) -> None:
+    names = topics.create(partitions=4, fraud="fraud", dlq="transactions-dlq")
+    await produce(
+        kafka.bootstrap,
+        names["fraud"],
+        [
+            *windows("66", "26", [-2, 0], "window_closed", ago(10)),
+            *windows("7", "8", [0], "window_closed", ago(5)),
+        ],
+    )
+    viewer = command(kafka, names, "--from-beginning", "--case", f"66:26:{minute(0)}")
+    terminal = terminal_factory(f"cd {shlex.quote(str(ROOT))} && {viewer}")
+
+    screen = terminal.wait_for(lambda shown: "evidence" in shown, "the case in detail")
+
+    assert f"case 66:26:{minute(-2)}  66 -> 26  CONFIRMED" in screen
+    assert " 7 -> 8 " not in screen
+    assert "2017-07-23 01:05:00.000 │ $3,500.00 │" in screen
