@@ -1,7 +1,8 @@
 """Entry point of ``python -m viewer`` and the ``fraud-viewer`` console script.
 
-Builds the settings, picks the renderer for the output (terminal, pipe or ``--json``) and runs
-the loop; every way out (done, broker down, Ctrl-C, SIGTERM) is an exit code, never a traceback.
+Builds the settings, picks the renderer for the output (terminal, pipe or ``--json``; cases or
+``--windows``) and runs the loop; every way out (done, broker down, Ctrl-C, SIGTERM, ``q`` in the
+live view) is an exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,18 +18,38 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from viewer.cli import OutputMode, ViewerSettings, parse_settings
-from viewer.render import AlertRenderer, JsonRenderer, LiveRenderer, PlainRenderer
+from viewer.escaping import printable
+from viewer.keys import keypresses
+from viewer.live import LiveRenderer
+from viewer.render import AlertRenderer, CaseRenderer, OneCase, WindowRenderer
 from viewer.run import ExitCode, run
 
 
 def make_renderer(settings: ViewerSettings) -> AlertRenderer:
     """The renderer for the settings' output mode, writing to stdout."""
-    if settings.output is OutputMode.JSON:
-        return JsonRenderer(sys.stdout)
-    if settings.output is OutputMode.PLAIN:
-        return PlainRenderer(sys.stdout, evidence=settings.evidence)
-    title = f"fraud alerts · topic {settings.topic} · {settings.bootstrap}"
-    return LiveRenderer(Console(), title=title, evidence=settings.evidence)
+    if settings.output is OutputMode.LIVE:
+        title = f"fraud alerts · topic {printable(settings.topic)} · {settings.bootstrap}"
+        return LiveRenderer(
+            Console(),
+            title=title,
+            evidence=settings.evidence,
+            windows=settings.windows,
+            focus=settings.case,
+            keys=sys.stdin.isatty(),
+        )
+    # A backlog read with --from-beginning is shown settled: each case (window) once.
+    backlog = settings.from_beginning
+    out = sys.stdout
+    renderer: AlertRenderer
+    if settings.output is OutputMode.JSON and settings.windows:
+        renderer = WindowRenderer.json(out, backlog=backlog)
+    elif settings.output is OutputMode.JSON:
+        renderer = CaseRenderer.json(out, backlog=backlog)
+    elif settings.windows:
+        renderer = WindowRenderer.plain(out, evidence=settings.evidence, backlog=backlog)
+    else:
+        renderer = CaseRenderer.plain(out, evidence=settings.evidence, backlog=backlog)
+    return renderer if settings.case is None else OneCase(renderer, settings.case)
 
 
 async def _run_until_stopped(settings: ViewerSettings, renderer: AlertRenderer) -> ExitCode:
@@ -41,11 +62,20 @@ async def _run_until_stopped(settings: ViewerSettings, renderer: AlertRenderer) 
         terminated.set()
         task.cancel()
 
+    def on_key(key: str) -> None:
+        if key in "qQ" and not terminated.is_set():
+            terminate()
+        elif key in "eE" and isinstance(renderer, LiveRenderer):
+            renderer.toggle_evidence()
+
     # Kubernetes stops a Deployment's pod with SIGTERM: end as cleanly as on Ctrl-C, exit 0.
     with contextlib.suppress(NotImplementedError):  # no signal handlers on some platforms
         loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
-        return await run(settings, renderer)
+        if not isinstance(renderer, LiveRenderer):
+            return await run(settings, renderer)
+        with keypresses(sys.stdin.fileno(), on_key):
+            return await run(settings, renderer)
     except asyncio.CancelledError:
         if terminated.is_set():
             return ExitCode.OK

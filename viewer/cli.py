@@ -14,6 +14,7 @@ from enum import StrEnum
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TOPIC = "fraud"
+DEFAULT_DLQ_TOPIC = "transactions-dlq"
 
 
 class OutputMode(StrEnum):
@@ -30,9 +31,12 @@ class ViewerSettings:
 
     bootstrap: str = DEFAULT_BOOTSTRAP
     topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
     from_beginning: bool = False
     output: OutputMode = OutputMode.PLAIN
     evidence: bool = False
+    windows: bool = False
+    case: str | None = None
     max_alerts: int | None = None
     timeout: float | None = None
 
@@ -48,13 +52,20 @@ def _bootstrap(value: str) -> str:
     return ",".join(servers)
 
 
-def _topic(value: str) -> str:
+def topic_name(value: str) -> str:
+    """A Kafka topic name, or argparse's usage error."""
     # Kafka's own rule for topic names; checking here turns a typo into a clear usage error.
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not value or len(value) > 249 or not set(value) <= allowed:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a Kafka topic name ([A-Za-z0-9._-], 1 to 249 characters)"
         )
+    return value
+
+
+def _case_id(value: str) -> str:
+    if not value or len(value) > 300:
+        raise argparse.ArgumentTypeError(f"expected a case or alert id, got {value!r}")
     return value
 
 
@@ -79,20 +90,8 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
-def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The argument parser; defaults of flags with an env var are read from ``env``."""
-    parser = argparse.ArgumentParser(
-        prog="fraud-viewer",
-        description=(
-            "Follow the fraud alert topic and show each alert once: CROSSED as soon as a "
-            "window's running total exceeds the threshold, CLOSED with the final total."
-        ),
-        epilog=(
-            "Output is a live table on a terminal and one plain line per alert change "
-            "otherwise. Exit codes: 0 done, 1 --timeout ran out before --max-alerts, "
-            "2 usage error or Kafka/topic unavailable, 130 interrupted."
-        ),
-    )
+def add_kafka_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """``--bootstrap`` and ``--topic`` (the alert topic), shared with ``fraud-verify``."""
     parser.add_argument(
         "--bootstrap",
         metavar="HOST:PORT[,...]",
@@ -102,20 +101,52 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--topic",
-        type=_topic,
+        type=topic_name,
         default=env.get("FRAUD_TOPIC") or DEFAULT_TOPIC,
         help=f"topic of alert records [env: FRAUD_TOPIC, default: {DEFAULT_TOPIC}]",
+    )
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The argument parser; defaults of flags with an env var are read from ``env``."""
+    parser = argparse.ArgumentParser(
+        prog="fraud-viewer",
+        description=(
+            "Follow the fraud alert topic and show each case once: a pair's overlapping "
+            "flagged windows of one burst, CROSSED as soon as a window's running total exceeds "
+            "the threshold, CONFIRMED when all its windows have closed. The total of a case is "
+            "its largest window total (windows overlap: a sum would count transfers twice)."
+        ),
+        epilog=(
+            "Output is a live view on a terminal (keys: e evidence, q quit; the footer counts "
+            "alerts per minute and dead letters) and one plain line per change otherwise. "
+            "Exit codes: 0 done, 1 --timeout ran out before --max-alerts, "
+            "2 usage error or Kafka/topic unavailable, 130 interrupted."
+        ),
+    )
+    add_kafka_arguments(parser, env)
+    parser.add_argument(
+        "--dlq-topic",
+        type=topic_name,
+        default=env.get("DLQ_TOPIC") or DEFAULT_DLQ_TOPIC,
+        help=(
+            "dead-letter topic, counted in the live view's footer "
+            f"[env: DLQ_TOPIC, default: {DEFAULT_DLQ_TOPIC}]"
+        ),
     )
     parser.add_argument(
         "--from-beginning",
         action="store_true",
-        help="show the alerts already in the topic too (default: only new ones)",
+        help=(
+            "show the alerts already in the topic too, each case once as it stands, then "
+            "follow (default: only new ones)"
+        ),
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
         "--json",
         action="store_true",
-        help="one merged alert as a JSON object per line, on every change (for pipes)",
+        help="one case (or window) as a JSON object per line, on every change (for pipes)",
     )
     output.add_argument(
         "--plain",
@@ -125,13 +156,24 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--evidence",
         action="store_true",
-        help="list the transactions under each alert",
+        help="list the transactions under each case (live view: the e key toggles them)",
+    )
+    parser.add_argument(
+        "--windows",
+        action="store_true",
+        help="one entry per flagged window, as the topic has them, instead of per case",
+    )
+    parser.add_argument(
+        "--case",
+        metavar="ID",
+        type=_case_id,
+        help="show only this case (its id or the alert id of one of its windows), in detail",
     )
     parser.add_argument(
         "--max-alerts",
         metavar="N",
         type=_positive_int,
-        help="stop once N distinct alerts have been shown",
+        help="stop once N distinct alerts (flagged windows) have been read",
     )
     parser.add_argument(
         "--timeout",
@@ -159,9 +201,12 @@ def parse_settings(
     return ViewerSettings(
         bootstrap=args.bootstrap,
         topic=args.topic,
+        dlq_topic=args.dlq_topic,
         from_beginning=args.from_beginning,
         output=output,
         evidence=args.evidence,
+        windows=args.windows,
+        case=args.case,
         max_alerts=args.max_alerts,
         timeout=args.timeout,
     )

@@ -1,7 +1,9 @@
 """The viewer loop: raw records in, each change of an alert out, until a stop condition.
 
-Kept apart from Kafka (``viewer.follow``) so the loop, the stop conditions and the handling of
-bad records are tested with records made in memory.
+Records of the alert topic are parsed and merged by ``alert_id``; records of any other topic
+(the dead-letter topic, followed by the live view) are passed on to be counted. Kept apart from
+Kafka (``viewer.follow``) so the loop, the stop conditions and the handling of bad records are
+tested with records made in memory.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from contextlib import aclosing
 from enum import IntEnum
 
 from viewer.alerts import AlertBook, parse_record
-from viewer.cli import ViewerSettings
+from viewer.cli import OutputMode, ViewerSettings
 from viewer.errors import BadRecord, ViewerError
 from viewer.escaping import printable
-from viewer.follow import RawRecord, Warn, follow
+from viewer.follow import CaughtUp, Fetched, Warn, follow
 from viewer.render import AlertRenderer
 
 PROG = "fraud-viewer"
@@ -40,16 +42,26 @@ def warn_on_stderr(message: str) -> None:
 
 
 async def show_alerts(
-    records: AsyncIterable[RawRecord],
+    records: AsyncIterable[Fetched],
     renderer: AlertRenderer,
     warn: Warn,
     *,
     max_alerts: int | None = None,
     book: AlertBook | None = None,
+    alert_topic: str | None = None,
 ) -> AlertBook:
-    """Parse, merge and show records until they end or ``max_alerts`` distinct alerts shown."""
+    """Parse, merge and show records until they end or ``max_alerts`` distinct alerts shown.
+
+    With ``alert_topic`` given, records of other topics are dead letters for the renderer.
+    """
     book = AlertBook() if book is None else book
     async for raw in records:
+        if isinstance(raw, CaughtUp):
+            renderer.caught_up()
+            continue
+        if alert_topic is not None and raw.topic != alert_topic:
+            renderer.dead_letter(raw.value)
+            continue
         if raw.value is None:
             # A tombstone: someone compacting the topic deleted an alert; nothing to show.
             continue
@@ -66,13 +78,18 @@ async def show_alerts(
     return book
 
 
-RecordSource = Callable[[ViewerSettings, Warn], AsyncGenerator[RawRecord, None]]
+RecordSource = Callable[[ViewerSettings, Warn], AsyncGenerator[Fetched, None]]
 
 
-def kafka_records(settings: ViewerSettings, warn: Warn) -> AsyncGenerator[RawRecord, None]:
-    """The records of the configured topic, read from Kafka."""
+def kafka_records(settings: ViewerSettings, warn: Warn) -> AsyncGenerator[Fetched, None]:
+    """The records of the alert topic (and for the live view's footer, the dead letters)."""
+    also = [settings.dlq_topic] if settings.output is OutputMode.LIVE else []
     return follow(
-        settings.bootstrap, settings.topic, from_beginning=settings.from_beginning, warn=warn
+        settings.bootstrap,
+        settings.topic,
+        from_beginning=settings.from_beginning,
+        warn=warn,
+        also=also,
     )
 
 
@@ -88,7 +105,14 @@ async def run(
     try:
         # aclosing: stopping early (max-alerts, timeout, Ctrl-C) must still stop the consumer.
         async with deadline, aclosing(source(settings, warn)) as records:
-            await show_alerts(records, renderer, warn, max_alerts=settings.max_alerts, book=book)
+            await show_alerts(
+                records,
+                renderer,
+                warn,
+                max_alerts=settings.max_alerts,
+                book=book,
+                alert_topic=settings.topic,
+            )
     except TimeoutError:
         if not deadline.expired():
             # Not our deadline: a network timeout that escaped the Kafka client.

@@ -32,7 +32,11 @@ from tests.deploy.rendering import (
 VENV_BIN = Path(sys.executable).parent
 WORKER_COMMAND = ["faust", "-A", "app", "worker", "-l", "info"]
 # `python -m <module>` and its console script: the programs of the image besides the worker.
-MODULES = {"generator": "fraud-generator", "viewer": "fraud-viewer"}
+MODULES = {
+    "generator": "fraud-generator",
+    "viewer": "fraud-viewer",
+    "viewer.verify": "fraud-verify",
+}
 
 
 def _run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

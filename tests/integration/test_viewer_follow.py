@@ -23,7 +23,7 @@ from localkafka import LocalKafka, create_topics
 
 from tests.conftest import TopicFactory
 from tests.viewer.records import ALERT_ID, alert_record
-from viewer.follow import RawRecord, fetch_timestamps, follow, read_to_end
+from viewer.follow import CaughtUp, Fetched, fetch_timestamps, follow, read_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
@@ -57,6 +57,7 @@ class Follower:
     ) -> None:
         self.seen: list[str] = []
         self.topics: list[str] = []
+        self.caught_up_after: int | None = None
         self.warnings: list[str] = []
         records = follow(
             bootstrap,
@@ -68,9 +69,13 @@ class Follower:
         )
         self._task = asyncio.create_task(self._collect(records))
 
-    async def _collect(self, records: AsyncGenerator[RawRecord, None]) -> None:
+    async def _collect(self, records: AsyncGenerator[Fetched, None]) -> None:
         async with aclosing(records):
             async for record in records:
+                if isinstance(record, CaughtUp):
+                    assert self.caught_up_after is None, "caught up twice"
+                    self.caught_up_after = len(self.seen)
+                    continue
                 assert record.value is not None
                 document = orjson.loads(record.value)
                 self.seen.append(str(document.get("alert_id", document.get("reason"))))
@@ -103,7 +108,7 @@ class Follower:
             await self._task
 
 
-async def test_cli_shows_each_alert_once_and_skips_a_bad_record(
+async def test_cli_shows_each_window_once_and_skips_a_bad_record(
     kafka: LocalKafka, topics: TopicFactory
 ) -> None:
     topic = topics.create(partitions=8, fraud="fraud")["fraud"]
@@ -145,12 +150,12 @@ async def test_cli_shows_each_alert_once_and_skips_a_bad_record(
 
     assert process.returncode == 0, err.decode()
     lines = out.decode().splitlines()
+    # A backlog read --from-beginning is shown settled: each window once, as it stands.
     assert [(line.split()[1], line.split("id=")[1]) for line in lines] == [
-        ("CROSSED", "66:26:1500771600000"),
         ("CLOSED", "66:26:1500771600000"),
         ("CLOSED", other),
     ]
-    assert lines[1].endswith("total $12,000.50 (7 tx) id=66:26:1500771600000")
+    assert lines[0].endswith("total $12,000.50 (7 tx) id=66:26:1500771600000")
     assert err.decode().splitlines() == [
         f"fraud-viewer: skipped record {topic}[0]@2: missing field 'alert_id'"
     ]
@@ -170,6 +175,8 @@ async def test_every_partition_is_followed(kafka: LocalKafka, topics: TopicFacto
         await follower.wait_for(lambda seen: set(seen) == set(ids), "one alert per partition")
     finally:
         await follower.stop()
+
+    assert follower.caught_up_after == 8  # after the backlog, not before, and once
 
 
 async def test_by_default_only_alerts_written_after_the_start_are_shown(
@@ -193,6 +200,7 @@ async def test_by_default_only_alerts_written_after_the_start_are_shown(
 
     assert "old:1:0" not in follower.seen
     assert all(alert_id.startswith("new:") for alert_id in follower.seen)
+    assert follower.caught_up_after == 0  # from the end there is no backlog
 
 
 async def test_records_of_an_aborted_transaction_are_never_shown(
@@ -279,12 +287,10 @@ async def test_cli_shows_cases_by_default(kafka: LocalKafka, topics: TopicFactor
     out, err = await process.communicate()
 
     assert process.returncode == 0, err.decode()
-    cases = [orjson.loads(line) for line in out.decode().splitlines()]
-    # The order across partitions is the fetcher's; --max-alerts stops at the first record of
-    # the second window, which then joins the first one's case.
-    assert 2 <= len(cases) <= 3
-    assert all(case["case_id"] in windows for case in cases)
-    assert (cases[-1]["case_id"], cases[-1]["alert_ids"]) == (windows[0], windows)
+    (case,) = [orjson.loads(line) for line in out.decode().splitlines()]
+    # --max-alerts stopped inside the backlog at the second window: the case is shown once,
+    # with both windows, whichever partition the follower read first.
+    assert (case["case_id"], case["alert_ids"], case["replaces"]) == (windows[0], windows, [])
 
 
 async def test_the_dead_letter_topic_is_followed_too_once_it_exists(

@@ -166,6 +166,7 @@ async def test_verify_scores_the_worker_and_the_viewer_groups_its_cases(
     )
 
     assert code == 0, err
+    assert all(not orjson.loads(line)["replaces"] for line in out.splitlines())  # settled
     last: dict[str, dict[str, Any]] = {}
     for line in out.splitlines():
         case = orjson.loads(line)

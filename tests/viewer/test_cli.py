@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from viewer.__main__ import main
+from viewer.__main__ import main, make_renderer
 from viewer.cli import OutputMode, ViewerSettings, build_parser, parse_settings
+from viewer.render import CaseRenderer, OneCase, WindowRenderer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,20 +24,34 @@ def test_defaults() -> None:
     assert settings() == ViewerSettings(
         bootstrap="localhost:9092",
         topic="fraud",
+        dlq_topic="transactions-dlq",
         from_beginning=False,
         output=OutputMode.PLAIN,
         evidence=False,
+        windows=False,
+        case=None,
         max_alerts=None,
         timeout=None,
     )
 
 
-def test_environment_sets_bootstrap_and_topic_and_flags_win() -> None:
-    env = {"KAFKA_BOOTSTRAP": "k1:9092,k2:9093", "FRAUD_TOPIC": "alerts"}
+def test_environment_sets_bootstrap_and_topics_and_flags_win() -> None:
+    env = {"KAFKA_BOOTSTRAP": "k1:9092,k2:9093", "FRAUD_TOPIC": "alerts", "DLQ_TOPIC": "dead"}
 
-    assert (settings(env=env).bootstrap, settings(env=env).topic) == ("k1:9092,k2:9093", "alerts")
-    overridden = settings("--bootstrap", "127.0.0.1:1234", "--topic", "f2", env=env)
-    assert (overridden.bootstrap, overridden.topic) == ("127.0.0.1:1234", "f2")
+    from_env = settings(env=env)
+    assert (from_env.bootstrap, from_env.topic, from_env.dlq_topic) == (
+        "k1:9092,k2:9093",
+        "alerts",
+        "dead",
+    )
+    overridden = settings(
+        "--bootstrap", "127.0.0.1:1234", "--topic", "f2", "--dlq-topic", "d2", env=env
+    )
+    assert (overridden.bootstrap, overridden.topic, overridden.dlq_topic) == (
+        "127.0.0.1:1234",
+        "f2",
+        "d2",
+    )
 
 
 def test_an_empty_environment_variable_means_the_default() -> None:
@@ -45,11 +60,37 @@ def test_an_empty_environment_variable_means_the_default() -> None:
 
 def test_all_flags() -> None:
     parsed = settings(
-        "--from-beginning", "--evidence", "--max-alerts", "3", "--timeout", "2.5", "--json"
+        "--from-beginning",
+        "--evidence",
+        "--windows",
+        "--case",
+        "66:26:1500771600000",
+        "--max-alerts",
+        "3",
+        "--timeout",
+        "2.5",
+        "--json",
     )
 
-    assert parsed.from_beginning and parsed.evidence
+    assert parsed.from_beginning and parsed.evidence and parsed.windows
+    assert parsed.case == "66:26:1500771600000"
     assert (parsed.max_alerts, parsed.timeout, parsed.output) == (3, 2.5, OutputMode.JSON)
+
+
+@pytest.mark.parametrize(
+    ("argv", "renderer"),
+    [
+        ((), CaseRenderer),
+        (("--json",), CaseRenderer),
+        (("--windows",), WindowRenderer),
+        (("--windows", "--json"), WindowRenderer),
+        (("--case", "a:b:1"), OneCase),
+    ],
+)
+def test_cases_are_the_default_and_windows_on_request(
+    argv: tuple[str, ...], renderer: type[object]
+) -> None:
+    assert isinstance(make_renderer(settings(*argv)), renderer)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +114,7 @@ def test_help_names_the_environment_variables() -> None:
 
     assert "[env: KAFKA_BOOTSTRAP, default: localhost:9092]" in " ".join(text.split())
     assert "[env: FRAUD_TOPIC, default: fraud]" in " ".join(text.split())
+    assert "[env: DLQ_TOPIC, default: transactions-dlq]" in " ".join(text.split())
 
 
 @pytest.mark.parametrize(
@@ -87,6 +129,8 @@ def test_help_names_the_environment_variables() -> None:
         (["--timeout", "-1"], {}, "expected a positive number of seconds"),
         (["--timeout", "inf"], {}, "expected a positive number of seconds"),
         (["--json", "--plain"], {}, "not allowed with argument"),
+        (["--dlq-topic", "a/b"], {}, "is not a Kafka topic name"),
+        (["--case", ""], {}, "expected a case or alert id"),
     ],
 )
 def test_an_invalid_value_is_a_usage_error_with_exit_code_2(

@@ -1,4 +1,7 @@
-"""Plain lines, JSON lines and the live table (viewer.render), and escaping (viewer.escaping)."""
+"""Per-window plain and JSON lines (viewer.render), and escaping (viewer.escaping).
+
+Cases are tested in test_cases.py, the live view in test_live.py.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +12,12 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from rich.console import Console
 
 from tests.viewer.records import ALERT_ID, alert_record, encoded
 from viewer.alerts import Alert, AlertBook, parse_record
 from viewer.escaping import printable, printable_json
 from viewer.render import (
-    JsonRenderer,
-    LiveRenderer,
-    PlainRenderer,
+    WindowRenderer,
     format_money,
     format_window,
     json_line,
@@ -122,9 +122,43 @@ def test_an_oversized_field_is_cut_with_a_marker() -> None:
     assert "…(+99920 chars)" in line
 
 
+def test_a_settled_backlog_shows_each_window_once_in_its_latest_state() -> None:
+    stream = io.StringIO()
+    renderer = WindowRenderer.plain(stream, backlog=True)
+    later = alert_record(
+        alert_id="7:8:1500771600000", sender="7", receiver="8", detected_at="2026-11-28T14:00Z"
+    )
+    changes = alerts(later, alert_record("threshold_crossed"), alert_record("window_closed"))
+
+    for alert in changes:
+        renderer.show(alert)
+    assert stream.getvalue() == ""  # nothing while the backlog is read
+    renderer.caught_up()
+    renderer.show(alerts(alert_record(alert_id="1:2:0", sender="1", receiver="2"))[0])
+    renderer.close()
+
+    shown = [(line.split()[1], line.split("id=")[1]) for line in stream.getvalue().splitlines()]
+    assert shown == [
+        ("CLOSED", ALERT_ID),  # first detected (crossed) at 13:00, now closed
+        ("CROSSED", "7:8:1500771600000"),
+        ("CROSSED", "1:2:0"),  # after the backlog: every change, as it comes
+    ]
+
+
+def test_stopping_inside_the_backlog_still_shows_it() -> None:
+    stream = io.StringIO()
+    renderer = WindowRenderer.json(stream, backlog=True)
+
+    for alert in crossed_then_closed():
+        renderer.show(alert)
+    renderer.close()
+
+    assert [orjson.loads(line)["status"] for line in stream.getvalue().splitlines()] == ["closed"]
+
+
 def test_plain_renderer_writes_each_change() -> None:
     stream = io.StringIO()
-    renderer = PlainRenderer(stream, evidence=False)
+    renderer = WindowRenderer.plain(stream, evidence=False)
 
     for alert in crossed_then_closed():
         renderer.show(alert)
@@ -175,7 +209,7 @@ def test_json_line_is_the_merged_alert() -> None:
 
 def test_json_renderer_writes_one_object_per_line_per_change() -> None:
     stream = io.StringIO()
-    renderer = JsonRenderer(stream)
+    renderer = WindowRenderer.json(stream)
 
     for alert in crossed_then_closed():
         renderer.show(alert)
@@ -226,66 +260,3 @@ def test_printable_escapes_what_a_terminal_would_act_on(text: str, shown: str) -
 
 def test_printable_bounds_its_output() -> None:
     assert printable("\x00" * 1000, limit=10) == "\\x00" * 10 + "…(+990 chars)"
-
-
-# --- live ------------------------------------------------------------------------------------
-
-
-def live_screen(renderer: LiveRenderer, console: Console) -> str:
-    console.print(renderer.renderable())
-    return console.export_text()
-
-
-def test_live_table_shows_each_alert_once_newest_first_updated_in_place() -> None:
-    console = Console(file=io.StringIO(), width=200, height=40, record=True)
-    renderer = LiveRenderer(console, title="fraud alerts", evidence=True)
-    older, other = "66:26:1500771480000", "7:8:1500771600000"
-    try:
-        for alert in crossed_then_closed(alert_id=older):
-            renderer.show(alert)
-        for alert in alerts(alert_record(alert_id=other, sender="7", receiver="8")):
-            renderer.show(alert)
-        console.export_text()  # drop what Live itself drew so far
-        screen = live_screen(renderer, console)
-    finally:
-        renderer.close()
-
-    assert screen.count(older) == 1
-    assert screen.index(other) < screen.index(older)
-    assert "CLOSED" in screen and "CROSSED" in screen
-    assert "$12,000.50" in screen
-    assert "01:01:02  $1,500.00  p3@1234" in screen
-    assert "2 alerts, 1 closed" in screen
-
-
-def test_live_table_escapes_control_characters_and_markup() -> None:
-    console = Console(file=io.StringIO(), width=200, height=40, record=True)
-    renderer = LiveRenderer(console, title="fraud alerts")
-    try:
-        for alert in alerts(alert_record(sender=HOSTILE, receiver="[bold]x[/bold]")):
-            renderer.show(alert)
-        console.export_text()
-        screen = live_screen(renderer, console)
-    finally:
-        renderer.close()
-
-    assert_no_raw_controls(screen.replace("\n", ""))
-    assert "\\x1b[31m" in screen
-    assert "[bold]x[/bold]" in screen  # shown as text, not taken as rich markup
-
-
-def test_live_table_draws_only_what_fits_on_the_screen() -> None:
-    console = Console(file=io.StringIO(), width=200, height=12, record=True)
-    renderer = LiveRenderer(console, title="fraud alerts")
-    try:
-        for number in range(30):
-            for alert in alerts(alert_record(alert_id=f"66:26:{number:013d}")):
-                renderer.show(alert)
-        console.export_text()
-        screen = live_screen(renderer, console)
-    finally:
-        renderer.close()
-
-    assert f"66:26:{29:013d}" in screen
-    assert f"66:26:{0:013d}" not in screen
-    assert "30 alerts, 0 closed" in screen

@@ -11,7 +11,7 @@ from tests.viewer.records import alert_record, encoded
 from viewer.alerts import Alert, AlertStatus
 from viewer.cli import ViewerSettings
 from viewer.errors import BrokerUnavailable, TopicNotFound
-from viewer.follow import RawRecord, Warn
+from viewer.follow import CAUGHT_UP, Fetched, RawRecord, Warn
 from viewer.run import ExitCode, run, show_alerts, warn_on_stderr
 
 
@@ -20,10 +20,18 @@ class Collected:
 
     def __init__(self) -> None:
         self.shown: list[Alert] = []
+        self.dead: list[bytes | None] = []
+        self.caught_up_after: int | None = None
         self.closed = False
 
     def show(self, alert: Alert) -> None:
         self.shown.append(alert)
+
+    def dead_letter(self, value: bytes | None) -> None:
+        self.dead.append(value)
+
+    def caught_up(self) -> None:
+        self.caught_up_after = len(self.shown)
 
     def close(self) -> None:
         self.closed = True
@@ -38,7 +46,7 @@ def raw(values: Iterable[bytes | None]) -> list[RawRecord]:
     return [RawRecord("fraud", 3, offset, value) for offset, value in enumerate(values)]
 
 
-async def stream(records: Iterable[RawRecord]) -> AsyncGenerator[RawRecord, None]:
+async def stream(records: Iterable[Fetched]) -> AsyncGenerator[Fetched, None]:
     for record in records:
         yield record
 
@@ -83,6 +91,35 @@ async def test_duplicates_and_bad_records_show_each_change_once_and_warn_once_ea
     assert warnings[0].startswith("skipped record fraud[3]@1: not valid JSON")
     assert warnings[1] == "skipped record fraud[3]@5: missing field 'kind'"
     assert book.distinct == 1
+
+
+async def test_records_of_the_dead_letter_topic_go_to_the_renderer_not_the_alerts() -> None:
+    renderer, warnings = Collected(), Warnings()
+    dead = b'{"schema": 1, "reason": "late"}'
+    records = [
+        RawRecord("fraud", 0, 0, CROSSED),
+        RawRecord("transactions-dlq", 5, 0, dead),
+        RawRecord("transactions-dlq", 5, 1, b"not json"),  # not an alert: no warning either
+        RawRecord("fraud", 0, 1, CLOSED),
+    ]
+
+    await show_alerts(stream(records), renderer, warnings, alert_topic="fraud")
+
+    assert [alert.status for alert in renderer.shown] == [
+        AlertStatus.CROSSED,
+        AlertStatus.CLOSED,
+    ]
+    assert renderer.dead == [dead, b"not json"]
+    assert warnings == []
+
+
+async def test_the_renderer_hears_when_the_backlog_has_been_read() -> None:
+    renderer = Collected()
+    records: list[Fetched] = [*raw([CROSSED, CLOSED]), CAUGHT_UP, *raw([CROSSED])]
+
+    await show_alerts(stream(records), renderer, Warnings())
+
+    assert renderer.caught_up_after == 2
 
 
 async def test_max_alerts_stops_at_the_first_record_of_the_nth_alert() -> None:
