@@ -78,6 +78,7 @@ class Detector:
         self.counts: Counter[str] = Counter()
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
         self.last_beat = time.monotonic()  # the event loop's heartbeat (see _guard)
+        self.stalled = False  # a heartbeat saw the process stopped past the session timeout
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -170,8 +171,12 @@ class Detector:
         self.index_stale = True
 
     def beat(self) -> None:
-        """Called every half second by a timer: the event loop is running."""
-        self.last_beat = time.monotonic()
+        """Called every half second by a timer: the event loop is running. A long gap since
+        the last beat means the process was stopped; whoever runs first after it notices."""
+        now = time.monotonic()
+        if now - self.last_beat > self.settings.session_timeout_s:
+            self.stalled = True
+        self.last_beat = now
 
     async def _guard(self, partition: int) -> None:
         """Refuse to change state for a partition this worker may have lost.
@@ -181,9 +186,9 @@ class Detector:
         the new owner's state. So after such a stall it first waits for the group to tell it
         (two heartbeats), then goes on only with partitions it still owns.
         """
-        stalled = time.monotonic() - self.last_beat
-        if stalled > self.settings.session_timeout_s:
-            log.warning("the worker stalled %.0fs: waiting for the group before going on", stalled)
+        if time.monotonic() - self.last_beat > self.settings.session_timeout_s or self.stalled:
+            log.warning("the worker was stalled past the session timeout: waiting for the group")
+            self.stalled = False
             await asyncio.sleep(min(3.0, self.settings.session_timeout_s / 3) * 2)
             self.last_beat = time.monotonic()
         if self.assigned is not None and partition not in self.assigned:

@@ -233,3 +233,24 @@ async def test_after_a_stall_a_lost_partition_is_not_written(
     assert sleeps and table == before
     await detector.on_transaction(0, 0, b"3:4", b"2017-07-23T00:00:01Z;3;4;5")  # still owned
     assert "3:4" in table
+
+
+async def test_a_stall_seen_by_the_heartbeat_first_still_holds_the_next_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    detector = Detector(
+        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    detector.on_rebalance((), assigned={0})
+    sleeps: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    monkeypatch.setattr("app.detector.asyncio.sleep", record_sleep)
+    detector.last_beat -= 3600
+    detector.beat()  # the timer ran first after the stop: it must leave a mark
+    await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+    assert len(sleeps) == 1
+    await detector.on_transaction(0, 1, b"1:2", b"2017-07-23T00:00:02Z;1;2;5")
+    assert len(sleeps) == 1  # once only
