@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: venv kafka-jars lint test test-fast demo kafka-start kafka-stop clean
 
 include manifests/deploy.mk
+include tests/flink/flink.mk
 
 venv: $(STAMP)
 

@@ -79,6 +79,7 @@ class Detector:
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
         self.last_beat = time.monotonic()  # the event loop's heartbeat (see _guard)
         self.stalled = False  # a heartbeat saw the process stopped past the session timeout
+        self.rebalanced = asyncio.Event()  # set by each assignment; waited on after a stall
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -160,14 +161,19 @@ class Detector:
 
     def on_rebalance(self, revoked: Iterable[int], assigned: Iterable[int] | None = None) -> None:
         """Partitions moved: forget their in-memory state; rebuild indexes before going on."""
-        for partition in revoked:
+        self._forget(revoked)
+        if self.assigned is not None:
+            self.assigned.difference_update(revoked)
+        if assigned is not None:
+            self.assigned = set(assigned)
+            self.rebalanced.set()
+
+    def _forget(self, partitions: Iterable[int]) -> None:
+        """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
+        for partition in list(partitions):
             self.clocks.pop(partition, None)
             self.due.pop(partition, None)
             self.last_input.pop(partition, None)
-            if self.assigned is not None:
-                self.assigned.discard(partition)
-        if assigned is not None:
-            self.assigned = set(assigned)
         self.index_stale = True
 
     def beat(self) -> None:
@@ -175,22 +181,36 @@ class Detector:
         the last beat means the process was stopped; whoever runs first after it notices."""
         now = time.monotonic()
         if now - self.last_beat > self.settings.session_timeout_s:
-            self.stalled = True
+            self._stalled()
         self.last_beat = now
+
+    def _stalled(self) -> None:
+        if not self.stalled:
+            self.stalled = True
+            self.rebalanced.clear()  # the group removed us: wait for the assignment that follows
 
     async def _guard(self, partition: int) -> None:
         """Refuse to change state for a partition this worker may have lost.
 
-        A worker frozen (SIGSTOP, a stalled VM) past the session timeout has been replaced,
-        but does not know it until its next heartbeat; what it wrote meanwhile would overwrite
-        the new owner's state. So after such a stall it first waits for the group to tell it
-        (two heartbeats), then goes on only with partitions it still owns.
+        A worker stopped (SIGSTOP, a frozen VM) past the session timeout has been removed from
+        the group, but learns it only at its next heartbeat; what it wrote meanwhile would
+        overwrite the new owner's state. So after such a stall it waits for the assignment the
+        group gives it when it rejoins, forgets all its in-memory state (another worker may have
+        moved its partitions on) and goes on only with the partitions it still owns.
         """
-        if time.monotonic() - self.last_beat > self.settings.session_timeout_s or self.stalled:
-            log.warning("the worker was stalled past the session timeout: waiting for the group")
+        if time.monotonic() - self.last_beat > self.settings.session_timeout_s:
+            self._stalled()
+        if self.stalled:
+            log.warning("the worker was stopped past the session timeout: waiting to rejoin")
+            try:
+                await asyncio.wait_for(
+                    self.rebalanced.wait(), timeout=3 * self.settings.session_timeout_s + 30
+                )
+            except TimeoutError:  # the loop was only busy: the group kept us, nothing moved
+                log.warning("no rebalance came: going on")
             self.stalled = False
-            await asyncio.sleep(min(3.0, self.settings.session_timeout_s / 3) * 2)
             self.last_beat = time.monotonic()
+            self._forget(list(self.clocks))  # reload everything from the table
         if self.assigned is not None and partition not in self.assigned:
             raise Fenced(f"partition {partition} is no longer assigned to this worker")
 
@@ -225,7 +245,7 @@ class Detector:
             )
             return
         self.counts["processed"] += 1
-        await self._alert(THRESHOLD_CROSSED, tx.pair, crossed)
+        await self._alert(clock.partition, THRESHOLD_CROSSED, tx.pair, crossed)
         await self._guard(clock.partition)  # the alert's wait may have spanned a stall
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
@@ -245,7 +265,9 @@ class Detector:
             state = self._load(pair)
             if state is None:
                 continue  # a stale index entry: the pair was closed out already
-            await self._alert(WINDOW_CLOSED, pair, state.close(self.spec, clock.closed))
+            await self._alert(
+                clock.partition, WINDOW_CLOSED, pair, state.close(self.spec, clock.closed)
+            )
             await self._guard(clock.partition)
             if state.panes:
                 self.table[pair] = models.encode(state.to_json())
@@ -253,10 +275,13 @@ class Detector:
             else:
                 del self.table[pair]
 
-    async def _alert(self, kind: str, pair: str, windows: list[WindowResult]) -> None:
+    async def _alert(
+        self, partition: int, kind: str, pair: str, windows: list[WindowResult]
+    ) -> None:
         """Send alerts and wait for the broker's acknowledgement (before state says 'sent')."""
         if not windows:
             return
+        await self._guard(partition)
         detected = int(self.now() * 1000)
         pending = []
         for window in windows:

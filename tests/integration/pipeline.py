@@ -31,9 +31,11 @@ class Pipeline:
         self.bootstrap = kafka.bootstrap
         self.topics = topics.create(partitions=8)
         self.root = root
+        app_id = f"fraud-{uuid.uuid4().hex[:8]}"
         self.env = {
             "KAFKA_BOOTSTRAP": kafka.bootstrap,
-            "APP_ID": f"fraud-{uuid.uuid4().hex[:8]}",
+            "APP_ID": app_id,
+            "CONTROL_TOPIC": f"{app_id}-control",  # a threshold set in one test stays there
             "TRANSACTIONS_TOPIC": self.topics["transactions"],
             "FRAUD_TOPIC": self.topics["fraud"],
             "DLQ_TOPIC": self.topics["dlq"],

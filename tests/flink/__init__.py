@@ -1,0 +1,1 @@
+"""Parity of the worker with the PyFlink oracle (docs/flink-parity.md)."""
