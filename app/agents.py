@@ -83,15 +83,20 @@ async def detect(stream: Any) -> None:
         try:
             if message.topic == settings.transactions_topic:
                 await detector.on_transaction(
-                    message.partition, message.offset, message.key, message.value
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    message.value,
+                    message.timestamp,
                 )
             elif message.topic == settings.pairs_topic:
                 await detector.on_rekeyed(message.partition, message.value)
             else:
                 await detector.on_tick(message.partition)
         except Fenced as fenced:  # its new owner processes it from the committed offset
-            log.warning("skipped %s/%d@%d: %s", message.topic, message.partition,
-                        message.offset, fenced)  # fmt: skip
+            log.warning(
+                "skipped %s/%d@%d: %s", message.topic, message.partition, message.offset, fenced
+            )
 
 
 @app.timer(interval=0.5)  # type: ignore[untyped-decorator]

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from app import models
 from app.errors import BadRecord, Fenced
+from app.metrics import Histogram
 from app.models import THRESHOLD_CROSSED, WINDOW_CLOSED
 from app.parsing import LATE, Transaction, parse_transaction
 from app.settings import Settings
@@ -76,6 +77,8 @@ class Detector:
         self.last_input: dict[int, float] = {}  # wall clock of the last input record, by partition
         self.index_stale = True  # the due indexes must be rebuilt from the table (rebalance)
         self.counts: Counter[str] = Counter()
+        self.latency = Histogram()  # record's Kafka timestamp -> processed
+        self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
         self.last_beat = time.monotonic()  # the event loop's heartbeat (see _guard)
         self.stalled = False  # a heartbeat saw the process stopped past the session timeout
@@ -88,9 +91,26 @@ class Detector:
     # -- entry points, one per input ------------------------------------------------------------
 
     async def on_transaction(
+        self,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_s: float | None = None,
+    ) -> None:
+        """A record of the input topic (``timestamp_s``: its Kafka timestamp, for the metrics)."""
+        await self._transaction(partition, offset, key, value)
+        self.next_offset[partition] = offset + 1
+        if timestamp_s is not None:
+            self.latency.observe(max(0.0, self.now() - timestamp_s))
+
+    def open_pairs(self) -> int:
+        """Pairs with open windows on this worker (approximate: the due index may repeat one)."""
+        return sum(len(index) for index in self.due.values())
+
+    async def _transaction(
         self, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
-        """A record of the input topic."""
         await self._guard(partition)
         self.last_input[partition] = self.now()
         clock = await self._clock(partition)

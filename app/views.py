@@ -14,7 +14,8 @@ from faust.web import Request, Response, View
 
 from app import models
 from app.agents import detector, pair_windows
-from app.app import app
+from app.app import app, settings
+from app.metrics import prometheus_text
 from app.windowing import PairWindows
 
 
@@ -40,7 +41,25 @@ class Ready(View):
 @app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Request) -> Response:
-        return self.text(prometheus_text(detector.counts), content_type="text/plain")
+        assigned = [
+            tp for tp in app.assignor.assigned_actives() if tp.topic == settings.transactions_topic
+        ]
+        lag: dict[str, float] = {}
+        for tp in assigned:
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None and highwater >= 0:
+                lag[str(tp.partition)] = highwater - detector.next_offset.get(tp.partition, 0)
+        gauges: dict[str, tuple[str, float | Mapping[str, float]]] = {
+            "fraud_assigned_partitions": ("Input partitions this worker owns", len(assigned)),
+            "fraud_consumer_lag": ("Input records not processed yet, by partition", lag),
+            "fraud_open_pairs": ("Pairs with open windows (state size)", detector.open_pairs()),
+            "fraud_threshold_dollars": (
+                "The alert threshold in force",
+                detector.spec.threshold_cents / 100,
+            ),
+        }
+        text = prometheus_text(detector.counts, detector.latency, gauges)
+        return self.text(text, content_type="text/plain")
 
 
 @app.page("/pair/{pair}")
@@ -123,26 +142,3 @@ def pair_report(pair: str) -> dict[str, Any]:
         for w in state.windows(spec)
     ]
     return report
-
-
-_METRICS = {
-    "received": ("fraud_records_received_total", "Input records read"),
-    "processed": ("fraud_transactions_processed_total", "Transactions added to windows"),
-    "late": ("fraud_late_total", "Transactions whose windows had all closed"),
-    "duplicates_skipped": ("fraud_duplicates_skipped_total", "Replayed records recognised"),
-}
-
-
-def prometheus_text(counts: Mapping[str, int]) -> str:
-    lines = []
-    for key, (name, help_text) in _METRICS.items():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        lines.append(f"{name} {counts.get(key, 0)}")
-    for prefix, name, label, help_text in (
-        ("alerts_", "fraud_alerts_total", "kind", "Alerts written to the fraud topic"),
-        ("dlq_", "fraud_dead_letters_total", "reason", "Records written to the dead-letter topic"),
-    ):
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        for key in sorted(k for k in counts if k.startswith(prefix)):
-            lines.append(f'{name}{{{label}="{key.removeprefix(prefix)}"}} {counts[key]}')
-    return "\n".join(lines) + "\n"

@@ -50,6 +50,17 @@ async def test_alerts_and_dead_letters_are_exactly_the_expected_ones(pipeline: P
     late = sum(1 for reason in expected.dead.values() if reason == "late")
     assert f'fraud_dead_letters_total{{reason="late"}} {late}' in metrics
     assert f'fraud_alerts_total{{kind="window_closed"}} {len(expected.closed)}' in metrics
+    assert "fraud_assigned_partitions 8\n" in metrics
+    assert f"fraud_processing_latency_seconds_count {len(written)}\n" in metrics
+    worker.wait_until(  # every input record processed: no lag on any partition
+        lambda: all(
+            line.endswith(" 0")
+            for line in worker.get_text("/metrics").splitlines()
+            if line.startswith("fraud_consumer_lag{")
+        ),
+        "lag 0",
+        TIMEOUT,
+    )
     some_pair = next(iter(expected.closed)).rsplit(":", 1)[0]
     assert worker.get(f"/pair/{some_pair}") == (200, {"pair": some_pair, "windows": []})
     # every injected structuring burst is caught; no near miss is

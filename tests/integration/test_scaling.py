@@ -15,9 +15,16 @@ from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, dead_le
 
 REPORT = Path(__file__).resolve().parents[2] / ".run" / "recovery-report.json"
 STREAM = GeneratorConfig(
-    count=9000, accounts=60, seed=21, layout="rfc3339", mean_gap_ms=300, scenarios=15,
-    malformed=0.01, out_of_order=0.01, out_of_order_max_ms=900_000,
-)  # fmt: skip
+    count=9000,
+    accounts=60,
+    seed=21,
+    layout="rfc3339",
+    mean_gap_ms=300,
+    scenarios=15,
+    malformed=0.01,
+    out_of_order=0.01,
+    out_of_order_max_ms=900_000,
+)
 
 
 async def test_scaling_1_to_3_to_1_loses_and_changes_nothing(pipeline: Pipeline) -> None:
@@ -26,20 +33,34 @@ async def test_scaling_1_to_3_to_1_loses_and_changes_nothing(pipeline: Pipeline)
     thirds.append(records[2 * len(records) // 3 :])
     topic = pipeline.topics["transactions"]
     written = await produce(pipeline.bootstrap, topic, thirds[0])
-    pipeline.worker(0)
+    pipeline.worker(0).wait_ready(timeout=TIMEOUT)
+    scale_out = time.monotonic()
     added = [pipeline.worker(1), pipeline.worker(2)]
     for worker in pipeline.workers:
-        worker.wait_ready(timeout=120)
+        worker.wait_ready(timeout=TIMEOUT)
+    scale_out = time.monotonic() - scale_out
     written += await produce(pipeline.bootstrap, topic, thirds[1])
     for worker in added:  # the new workers did take over partitions
         worker.wait_metric("fraud_records_received_total", above=0, timeout=120)
+    scale_in = time.monotonic()
+    for worker in added:
         worker.stop()
+    pipeline.workers[0].wait_metric("fraud_assigned_partitions", above=7, timeout=TIMEOUT)
+    scale_in = time.monotonic() - scale_in
     written += await produce(pipeline.bootstrap, topic, thirds[2])
     written += await pipeline.close_windows(written)
     expected = expect(written)
     fraud, dlq = await pipeline.wait_for(expected)
     assert_alerts(fraud, expected)  # equal to the single-worker semantics; one content per id
     assert dead_letters(dlq) == expected.dead
+    REPORT.parent.mkdir(exist_ok=True)
+    with (REPORT.parent / "scaling-report.jsonl").open("a") as out:
+        row = {
+            "events": len(written),
+            "1->3 ready_s": round(scale_out, 1),
+            "3->1 ready_s": round(scale_in, 1),
+        }
+        out.write(json.dumps(row) + "\n")
 
 
 async def test_any_worker_answers_a_pair_query_for_the_owner(pipeline: Pipeline) -> None:
