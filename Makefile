@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 
 include manifests/deploy.mk
 include tests/flink/flink.mk
+include bench/bench.mk
 
 venv: $(STAMP)
 

@@ -1,0 +1,294 @@
+"""The benchmark's outputs: the JSON of every figure, a markdown table, a PNG chart, the ratios.
+
+Everything is derived from the one results dict `bench.run` builds, so the three files always
+agree. The PNG is for people (git-ignored); the JSON and the markdown are the record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TARGET_TX_PER_S = 25_000
+TARGET_DRAIN_SHARE = 0.5
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 300.0
+
+
+def _system(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for system in results["systems"]:
+        if system["name"] == name and system.get("tx_per_s"):
+            return dict(system)
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    worker = _system(results, "worker-1") or {}
+    two = _system(results, "worker-2") or {}
+    out: dict[str, float | None] = {}
+    for peer in ("aiokafka-drain", "confluent-drain", "pyflink-sql", "quix-streams"):
+        other = _system(results, peer) or {}
+        out[f"worker/{peer} tx/s"] = _ratio(worker.get("tx_per_s"), other.get("tx_per_s"))
+        out[f"worker/{peer} tx/CPU-s"] = _ratio(
+            worker.get("tx_per_cpu_s"), other.get("tx_per_cpu_s")
+        )
+        if peer in ("pyflink-sql", "quix-streams"):  # start-up left out (the drains have none)
+            out[f"worker/{peer} steady tx/s"] = _ratio(
+                worker.get("steady_tx_per_s"), other.get("steady_tx_per_s")
+            )
+            out[f"worker/{peer} steady tx/CPU-s"] = _ratio(
+                worker.get("steady_tx_per_cpu_s"), other.get("steady_tx_per_cpu_s")
+            )
+    out["2 workers/1 worker tx/s"] = _ratio(two.get("tx_per_s"), worker.get("tx_per_s"))
+    return out
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def rss_projection(system: dict[str, Any], facts: dict[str, Any]) -> dict[str, float] | None:
+    """RSS per pair in state from the run's timeline, and the RSS that makes at 1,000,000 pairs.
+
+    Pairs in state grow with the records committed (about one new pair per record in this data
+    set), so a straight line through the timeline's points gives the cost of one more pair.
+    """
+    points = [(c, rss) for _, c, rss, *_ in system.get("timeline", []) if c > 0]
+    if len(points) < 3 or points[-1][0] - points[0][0] < 10_000:
+        return None
+    pairs_per_record = facts["distinct_pairs"] / facts["transactions"]
+    xs = [c * pairs_per_record for c, _ in points]
+    ys = [float(rss) for _, rss in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    return {
+        "kb_per_pair": round(slope * 1024, 2),
+        "projected_mb_at_1m_pairs": round(mean_y + slope * (1_000_000 - mean_x)),
+    }
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    worker = _system(results, "worker-1") or {}
+    two = _system(results, "worker-2") or {}
+    drain = _system(results, "aiokafka-drain") or {}
+    flink = _system(results, "pyflink-sql") or {}
+    quix = _system(results, "quix-streams") or {}
+    at_1000 = next((x for x in results.get("latency", []) if x["rate"] == 1000), {})
+    facts = results["dataset"]
+    per_process = [v for v in (worker.get("tx_per_s"), two.get("tx_per_s_per_process")) if v]
+    flink_steady = _ratio(worker.get("steady_tx_per_cpu_s"), flink.get("steady_tx_per_cpu_s"))
+    quix_steady = _ratio(worker.get("steady_tx_per_s"), quix.get("steady_tx_per_s"))
+    projection = rss_projection(worker, facts) if not worker.get("completed") else None
+    projected = (
+        f"; projected {projection['projected_mb_at_1m_pairs']:,} MB at 1,000,000 pairs "
+        f"({projection['kb_per_pair']:.2f} KB per pair, from the run's RSS timeline)"
+        if projection
+        else ""
+    )
+    rows = [
+        (
+            f"≥ {TARGET_TX_PER_S:,} tx/s per worker process",
+            f"1 worker {_fmt(worker.get('tx_per_s'))}, 2 workers "
+            f"{_fmt(two.get('tx_per_s_per_process'))} per process",
+            bool(per_process) and min(per_process) >= TARGET_TX_PER_S,
+        ),
+        (
+            f"≥ {TARGET_DRAIN_SHARE} × bare aiokafka drain",
+            f"{_fmt(_ratio(worker.get('tx_per_s'), drain.get('tx_per_s')), 3)} ×",
+            (_ratio(worker.get("tx_per_s"), drain.get("tx_per_s")) or 0) >= TARGET_DRAIN_SHARE,
+        ),
+        (
+            "ahead of Quix Streams (tx/s)",
+            f"{_fmt(_ratio(worker.get('tx_per_s'), quix.get('tx_per_s')), 2)} × "
+            f"(steady: {_fmt(quix_steady, 2)} ×)",
+            (_ratio(worker.get("tx_per_s"), quix.get("tx_per_s")) or 0) > 1
+            and (quix_steady is None or quix_steady > 1),
+        ),
+        (
+            "≥ PyFlink in tx per CPU-second",
+            f"{_fmt(_ratio(worker.get('tx_per_cpu_s'), flink.get('tx_per_cpu_s')), 2)} × "
+            f"(steady: {_fmt(flink_steady, 2)} ×)",
+            (_ratio(worker.get("tx_per_cpu_s"), flink.get("tx_per_cpu_s")) or 0) >= 1
+            and (flink_steady is None or flink_steady >= 1),
+        ),
+        (
+            f"alert p99 < {TARGET_P99_MS:g} ms at 1,000 tx/s (at-least-once)",
+            f"{_fmt(at_1000.get('p99_ms'))} ms",
+            at_1000.get("p99_ms") is not None and at_1000["p99_ms"] < TARGET_P99_MS,
+        ),
+        (
+            f"worker RSS < {TARGET_RSS_MB:g} MB with 1,000,000 distinct pairs in state",
+            f"{_fmt(worker.get('peak_rss_mb'))} MB with ≈{_fmt(worker.get('pairs_in_state'))} "
+            f"pairs in state (data set: {facts['distinct_pairs']:,} pairs){projected}",
+            (worker.get("peak_rss_mb") or 1e9) < TARGET_RSS_MB
+            and (worker.get("pairs_in_state") or 0) >= 990_000,
+        ),
+    ]
+    return [{"target": t, "measured": m, "met": ok} for t, m, ok in rows]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    facts = results["dataset"]
+    lines = [
+        f"# Benchmark {results['name']}",
+        "",
+        f"Commit `{results['git']['commit']}`{' (uncommitted changes)' if results['git']['dirty'] else ''}"  # noqa: E501
+        f", {results['machine']['cores']} cores, {results['machine']['memory_gib']} GiB; "
+        f"load average at start {results['machine']['load_at_start']}.",
+        "",
+        f"Data: {facts['transactions']:,} transactions on `transactions` (8 partitions, keyed by "
+        f"pair), {facts['accounts']:,} accounts, {facts['distinct_pairs']:,} distinct pairs, "
+        f"{facts['structuring_share']:.2%} of records in injected structuring cases "
+        f"({facts['scenarios_structuring']} structuring, {facts['scenarios_near_miss']} near "
+        f"misses), {facts['event_time_span_s']:g} s of event time. Pre-filled in "
+        f"{results['prefill_seconds']:.1f} s; the whole run took "
+        f"{results['bench_seconds'] / 60:.1f} min.",
+        "",
+        "| system | tx/s | tx/s per process | tx per CPU-s | steady tx/s | steady tx per CPU-s "
+        "| CPU-s | peak RSS (MB) | done | outputs / expected | broker CPU-s | other load (CPU-s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+    ]
+    for s in results["systems"]:
+        if s.get("error"):
+            done = s["error"]
+        else:
+            done = "lag 0" if s.get("completed") else f"capped at {s['seconds']:.0f} s"
+        outputs = (
+            f"{s['outputs']:,} / {s['expected_outputs']:,}"
+            if s.get("outputs") is not None and s.get("expected_outputs") is not None
+            else "–"
+        )
+        lines.append(
+            f"| {s['label']} | {_fmt(s.get('tx_per_s'))} | {_fmt(s.get('tx_per_s_per_process'))} "
+            f"| {_fmt(s.get('tx_per_cpu_s'))} | {_fmt(s.get('steady_tx_per_s'))} "
+            f"| {_fmt(s.get('steady_tx_per_cpu_s'))} | {_fmt(s.get('cpu_seconds'), 1)} "
+            f"| {_fmt(s.get('peak_rss_mb'))} | {done} | {outputs} "
+            f"| {_fmt(s.get('broker_cpu_seconds'), 1)} | {_fmt(s.get('other_cpu_seconds'), 1)} |"
+        )
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {_fmt(v, 3)} |" for k, v in results["ratios"].items()]
+    lines += [
+        "",
+        "Alert latency (append time of the `threshold_crossed` alert minus append time of the "
+        "transaction that crossed the threshold; at-least-once; generator at a fixed rate):",
+        "",
+        "| rate (tx/s) | sent | alerts | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | "
+        "worker tx per CPU-s | lag at end |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for x in results.get("latency", []):
+        lines.append(
+            f"| {x['rate']:,} | {_fmt(x.get('sent'))} | {_fmt(x.get('alerts'))} "
+            f"| {_fmt(x.get('p50_ms'))} | {_fmt(x.get('p95_ms'))} | {_fmt(x.get('p99_ms'))} "
+            f"| {_fmt(x.get('max_ms'))} | {_fmt(x.get('tx_per_cpu_s'))} "
+            f"| {_fmt(x.get('lag_at_end'))} |"
+        )
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    lines += [
+        f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |"
+        for t in results["targets"]
+    ]
+    if results.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in results["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = [s for s in results["systems"] if s.get("tx_per_s")]
+    short = {
+        "aiokafka-drain": "aiokafka\n(limit)",
+        "confluent-drain": "confluent-kafka\n(limit)",
+        "worker-1": "our worker\n1 process",
+        "worker-2": "our worker\n2 processes",
+        "pyflink-sql": "PyFlink SQL",
+        "quix-streams": "Quix Streams",
+    }
+    labels = [
+        short.get(s["name"], s["label"]) + ("" if s.get("completed") else "\n(capped)")
+        for s in systems
+    ]
+    colours = [
+        {"limit": "#9e9e9e", "worker": "#1f77b4", "peer": "#ff7f0e"}[s["kind"]] for s in systems
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    panels = [
+        (axes[0][0], "tx_per_s", "transactions per second (start to lag 0)"),
+        (axes[0][1], "tx_per_cpu_s", "transactions per CPU-second"),
+        (axes[1][0], "peak_rss_mb", "peak RSS (MB)"),
+    ]
+    for ax, key, title in panels:
+        values = [s.get(key) or 0 for s in systems]
+        bars = ax.bar(range(len(systems)), values, color=colours)
+        ax.set_title(title)
+        ax.set_xticks(range(len(systems)), labels, fontsize=8)
+        ax.set_yscale("log" if key != "peak_rss_mb" else "linear")
+        for bar, value in zip(bars, values, strict=True):
+            ax.annotate(
+                f"{value:,.0f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        if key == "tx_per_s":
+            ax.axhline(TARGET_TX_PER_S, color="green", linestyle="--", linewidth=1)
+            ax.annotate(
+                "target per worker process",
+                (len(systems) - 0.5, TARGET_TX_PER_S),
+                ha="right",
+                va="bottom",
+                fontsize=8,
+                color="green",
+            )
+        if key == "peak_rss_mb":
+            ax.axhline(TARGET_RSS_MB, color="green", linestyle="--", linewidth=1)
+    ax = axes[1][1]
+    latency = results.get("latency", [])
+    width = 0.25
+    for i, q in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        values = [x.get(q) or 0 for x in latency]
+        positions = [j + (i - 1) * width for j in range(len(latency))]
+        ax.bar(positions, values, width, label=q.removesuffix("_ms"))
+    ax.set_xticks(range(len(latency)), [f"{x['rate']:,} tx/s" for x in latency])
+    ax.axhline(TARGET_P99_MS, color="green", linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_title("alert latency (ms, log scale); target p99 < 50 ms at 1,000 tx/s")
+    ax.legend()
+    fig.suptitle(
+        f"fraud-detector benchmark {results['name']}: "
+        f"{results['dataset']['transactions']:,} transactions, {results['machine']['cores']} cores"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    stem = directory / results["name"]
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path = stem.with_suffix(".md")
+    md_path.write_text(markdown(results))
+    png_path = stem.with_suffix(".png")
+    chart(results, png_path)
+    return [json_path, md_path, png_path]

@@ -1,0 +1,728 @@
+"""One benchmark run, phase by phase, on one local broker and one pre-filled topic.
+
+1. start a broker of our own (free ports, data under .run/bench/<stamp>/), create `transactions`
+   (8 partitions) and pre-fill it with the data set (bench.dataset);
+2. the limit: bare aiokafka and confluent-kafka consumers drain it (decode only);
+3. our worker, 1 process then 2, each from a fresh consumer group and empty state, from process
+   start to lag 0 (every record processed and its offset committed), with RocksDB, changelog,
+   alerts and dead letters as in production;
+4. the peers on the same topic: the PyFlink SQL job and the Quix Streams application;
+5. alert latency at fixed generator rates, on topics of their own with broker append times;
+6. a py-spy profile of one worker draining the topic.
+
+Each measured system gets at most `cap` seconds; a capped run reports the rate of what it had
+committed by then. CPU seconds and peak RSS are those of the system's own processes; the broker
+(sharing the cores) and the rest of the machine are measured beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import dataset, latency, profile
+from bench.measure import Child, LagProbe, TreeSampler, end_offsets
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from localkafka import LocalKafka, create_topics, free_ports, kafka_version  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+FLINK_PYTHON = REPO / ".venv-flink" / "bin" / "python"
+QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
+PARTITIONS = 8
+TOPIC = "transactions"
+POLL_SECONDS = 0.25
+# One timeline point, every 5 s: seconds since start, records committed, RSS MB, CPU seconds.
+Point = tuple[float, int, int, float]
+
+
+@dataclass
+class Options:
+    count: int = 1_000_000
+    cap_seconds: float = 100.0
+    latency_seconds: float = 30.0
+    rates: tuple[int, ...] = (100, 1000, 5000)  # 100: the latency without queueing
+    profile_seconds: int = 30
+    phases: tuple[str, ...] = ("limit", "worker", "peers", "latency", "profile")
+    flink_jar: Path | None = None
+    name: str = ""
+    results_dir: Path = REPO / "bench" / "results"
+    keep_run_dir: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    stamp = dt.datetime.now().strftime("%H:%M:%S")
+    print(f"[bench {stamp}] {message}", flush=True)
+
+
+def _busy_cpu() -> float:
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+def app_sha1(root: Path = REPO) -> str:
+    """A hash of the worker's code (root/app/*.py), also when it is not committed."""
+    digest = hashlib.sha1()
+    for path in sorted((root / "app").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _git() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--short", "--untracked-files=no")),
+        "app_sha1": app_sha1(),
+    }
+
+
+class Bench:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.root = REPO / ".run" / "bench" / stamp
+        self.logs = self.root / "logs"
+        self.kafka: LocalKafka | None = None
+        self.bootstrap = ""
+        self.ends: dict[int, int] = {}
+        self.facts: dataset.DataSetFacts | None = None
+        self.systems: list[dict[str, Any]] = []
+        self.latencies: list[dict[str, Any]] = []
+        self.profile_text = ""
+        self.load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+    # -- the broker and the data ----------------------------------------------------------------
+
+    def start_broker(self) -> None:
+        port, controller = free_ports(2)
+        self.kafka = LocalKafka(self.root / "kafka", port, controller)
+        self.kafka.start()
+        self.bootstrap = self.kafka.bootstrap
+        log(f"broker up on {self.bootstrap} ({self.root})")
+
+    def stop_broker(self) -> None:
+        if self.kafka is not None:
+            self.kafka.stop()
+
+    def topics(self, names: dict[str, int], configs: dict[str, str] | None = None) -> None:
+        create_topics(self.bootstrap, names, configs)
+
+    async def prefill(self) -> float:
+        self.topics({TOPIC: PARTITIONS})
+        count = self.options.count
+        log(f"pre-filling {TOPIC} with {count:,} transactions")
+        seconds = await dataset.prefill(self.bootstrap, TOPIC, count)
+        self.ends = await end_offsets(self.bootstrap, TOPIC)
+        if sum(self.ends.values()) != count:
+            raise RuntimeError(f"{TOPIC} holds {sum(self.ends.values())} records, not {count}")
+        log(f"pre-filled in {seconds:.1f}s ({count / seconds:,.0f} records/s)")
+        return seconds
+
+    # -- one measured run -----------------------------------------------------------------------
+
+    async def measure(
+        self,
+        name: str,
+        label: str,
+        kind: str,
+        children: list[Child],
+        *,
+        done: Callable[[], Awaitable[bool]],
+        progress: Callable[[], Awaitable[int]],
+        cap: float,
+    ) -> dict[str, Any]:
+        """Sample `children` until `done()` or `cap` seconds; the rate is progress() / time."""
+        assert self.kafka is not None
+        broker_pid = self.kafka.pid()
+        sampler = TreeSampler([c.pid for c in children])
+        broker = TreeSampler([broker_pid] if broker_pid else [])
+        busy = _busy_cpu()
+        sampler.start()
+        broker.start()
+        started = min(c.started for c in children)
+        first_progress: float | None = None
+        completed = False
+        error = None
+        last_report = last_point = time.monotonic()
+        timeline: list[Point] = []
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            now = time.monotonic()
+            if await done():
+                completed = True
+                break
+            dead = [c for c in children if not c.alive() and c.process.returncode != 0]
+            if dead:
+                error = f"{dead[0].name} exited with {dead[0].process.returncode}"
+                log(f"{name}: {error}\n{dead[0].tail()}")
+                break
+            if first_progress is None and await progress() > 0:
+                first_progress = now - started
+            if now - started > cap:
+                break
+            if now - last_point >= 5:
+                last_point = now
+                committed = await progress()
+                rss_mb = sampler.usage.rss_bytes >> 20
+                timeline.append((round(now - started, 1), committed, rss_mb, sampler.cpu_seconds()))
+            if now - last_report > 15:
+                last_report = now
+                done_so_far = await progress()
+                log(f"{name}: {done_so_far:,} of {self.options.count:,} after {now - started:.0f}s")
+        ended = time.monotonic()
+        processed = self.options.count if completed else await progress()
+        usage = await sampler.stop()
+        broker_usage = await broker.stop()
+        machine = _busy_cpu() - busy
+        seconds = ended - started
+        result: dict[str, Any] = {
+            "name": name,
+            "label": label,
+            "kind": kind,
+            "processes": len(children),
+            "transactions": processed,
+            "seconds": round(seconds, 2),
+            "completed": completed,
+            "first_progress_s": round(first_progress, 1) if first_progress else None,
+            "tx_per_s": round(processed / seconds) if processed else None,
+            "tx_per_s_per_process": round(processed / seconds / len(children))
+            if processed
+            else None,
+            "cpu_seconds": round(usage.cpu_seconds, 2),
+            "tx_per_cpu_s": round(processed / usage.cpu_seconds)
+            if processed and usage.cpu_seconds
+            else None,
+            "peak_rss_mb": round(usage.peak_rss_bytes / 2**20),
+            "peak_process_hwm_mb": round(usage.peak_hwm_bytes / 2**20),
+            "os_processes": usage.processes,
+            "broker_cpu_seconds": round(broker_usage.cpu_seconds, 2),
+            "other_cpu_seconds": round(
+                max(0.0, machine - usage.cpu_seconds - broker_usage.cpu_seconds), 1
+            ),
+        }
+        if any(point[1] for point in timeline):
+            result["timeline"] = [(t, c, rss, round(cpu, 2)) for t, c, rss, cpu in timeline]
+            end = (seconds, processed, 0, usage.cpu_seconds) if completed else None
+            result.update(steady(timeline, end))
+        if error:
+            result["error"] = error
+        log(
+            f"{name}: {processed:,} tx in {seconds:.1f}s = {result['tx_per_s'] or 0:,} tx/s, "
+            f"{result['tx_per_cpu_s'] or 0:,} tx/CPU-s, peak RSS {result['peak_rss_mb']} MB"
+            f"{'' if completed else ' (capped)' if not error else ' (FAILED)'}"
+        )
+        return result
+
+    # -- the limit ------------------------------------------------------------------------------
+
+    async def drain(self, client: str) -> dict[str, Any]:
+        child = Child(
+            f"{client}-drain",
+            [
+                sys.executable,
+                "-m",
+                "bench.drain",
+                client,
+                "--bootstrap",
+                self.bootstrap,
+                "--topic",
+                TOPIC,
+                "--count",
+                str(self.options.count),
+            ],
+            self.logs / f"{client}-drain.log",
+            cwd=REPO,
+        )
+
+        async def finished() -> bool:
+            return child.process.poll() == 0
+
+        async def progress() -> int:
+            return 0
+
+        label = {"aiokafka": "limit: aiokafka drain", "confluent": "limit: confluent-kafka drain"}
+        result = await self.measure(
+            f"{client}-drain",
+            label[client],
+            "limit",
+            [child],
+            done=finished,
+            progress=progress,
+            cap=self.options.cap_seconds,
+        )
+        child.stop()
+        return result
+
+    # -- our worker -----------------------------------------------------------------------------
+
+    def worker_env(self, app_id: str, fraud: str, dlq: str, topic: str = TOPIC) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "APP_ID": app_id,
+            "TRANSACTIONS_TOPIC": topic,
+            "FRAUD_TOPIC": fraud,
+            "DLQ_TOPIC": dlq,
+            "TOPIC_PARTITIONS": str(PARTITIONS),
+            "WEB_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start_worker(self, app_id: str, ordinal: int, env: dict[str, str]) -> tuple[Child, int]:
+        port = free_ports(1)[0]
+        data_dir = self.root / "state" / app_id / f"worker-{ordinal}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Another version of the worker, e.g. an older commit's app/ unpacked with `git archive`
+        # (faust imports the app from its working directory first).
+        other = os.environ.get("BENCH_WORKER_PATH")
+        child = Child(
+            f"{app_id}-{ordinal}",
+            [str(VENV_BIN / "faust"), "-A", "app", "worker", "-l", "info"],
+            self.logs / f"{app_id}-worker-{ordinal}.log",
+            env={
+                **env,
+                "POD_NAME": f"fraud-worker-{ordinal}",
+                "DATA_DIR": str(data_dir),
+                "WEB_PORT": str(port),
+            },
+            cwd=Path(other) if other else REPO,
+        )
+        return child, port
+
+    async def workers(self, count: int) -> dict[str, Any]:
+        run = f"bench-w{count}-{uuid.uuid4().hex[:6]}"
+        fraud, dlq = f"{run}-fraud", f"{run}-dlq"
+        self.topics({fraud: PARTITIONS, dlq: PARTITIONS})
+        # A replay of old data: no idle partitions to wait for, so the wall-clock idle rule
+        # (which would close every window a while after the drain) is off.
+        env = {**self.worker_env(run, fraud, dlq), "IDLE_TIMEOUT": "0"}
+        started = [self.start_worker(run, i, env) for i in range(count)]
+        children = [child for child, _ in started]
+        async with LagProbe(self.bootstrap, TOPIC, self.ends) as probe:
+
+            async def committed() -> int:
+                return await probe.committed(run)
+
+            async def finished() -> bool:
+                return await committed() >= probe.total
+
+            label = "our worker (1 process)" if count == 1 else f"our worker ({count} processes)"
+            result = await self.measure(
+                f"worker-{count}",
+                label,
+                "worker",
+                children,
+                done=finished,
+                progress=committed,
+                cap=self.options.cap_seconds,
+            )
+        closed = sum(
+            _metric(port, 'fraud_alerts_total{kind="window_closed"}') for _, port in started
+        )
+        for child in children:
+            child.stop()
+        assert self.facts is not None
+        share = result["transactions"] / self.options.count
+        result["outputs"] = int(closed)
+        result["expected_outputs"] = (
+            self.facts.flagged_windows_closed_at_end if share >= 1 else None
+        )
+        result["pairs_in_state"] = round(
+            self.facts.pairs_in_state_at_end
+            if share >= 1
+            else self.facts.distinct_pairs * share  # about: pairs are spread evenly
+        )
+        return result
+
+    # -- the peers ------------------------------------------------------------------------------
+
+    async def pyflink(self) -> dict[str, Any]:
+        jar = self.options.flink_jar
+        if jar is None or not FLINK_PYTHON.exists():
+            reason = "no .venv-flink" if not FLINK_PYTHON.exists() else "no Kafka connector jar"
+            log(f"pyflink: skipped ({reason})")
+            return {"name": "pyflink-sql", "label": "PyFlink SQL HOP", "kind": "peer",
+                    "error": f"skipped: {reason}"}  # fmt: skip
+        run = f"bench-flink-{uuid.uuid4().hex[:6]}"
+        output = f"{run}-fraud"
+        self.topics({output: PARTITIONS})
+        child = Child(
+            "pyflink",
+            [
+                str(FLINK_PYTHON),
+                str(REPO / "bench" / "peers" / "flink_hop.py"),
+                "--bootstrap",
+                self.bootstrap,
+                "--topic",
+                TOPIC,
+                "--output-topic",
+                output,
+                "--group",
+                run,
+                "--jar",
+                str(jar),
+                "--parallelism",
+                str(os.cpu_count() or 2),
+                "--checkpoint-dir",
+                str(self.root / "state" / run),
+            ],
+            self.logs / "pyflink.log",
+            cwd=REPO,
+        )
+        async with LagProbe(self.bootstrap, TOPIC, self.ends) as probe:
+
+            async def finished() -> bool:
+                return child.process.poll() == 0
+
+            async def committed() -> int:
+                return await probe.committed(run)
+
+            result = await self.measure(
+                "pyflink-sql",
+                f"PyFlink SQL HOP (parallelism {os.cpu_count() or 2})",
+                "peer",
+                [child],
+                done=finished,
+                progress=committed,
+                cap=self.options.cap_seconds,
+            )
+        child.stop()
+        assert self.facts is not None
+        result["outputs"] = sum((await end_offsets(self.bootstrap, output)).values())
+        result["expected_outputs"] = self.facts.flagged_windows_all if result["completed"] else None
+        return result
+
+    async def quix(self) -> dict[str, Any]:
+        if not QUIX_PYTHON.exists():
+            log("quix: skipped (no .venv-quix)")
+            return {"name": "quix-streams", "label": "Quix Streams", "kind": "peer",
+                    "error": "skipped: no .venv-quix"}  # fmt: skip
+        run = f"bench-quix-{uuid.uuid4().hex[:6]}"
+        output = f"{run}-fraud"
+        self.topics({output: PARTITIONS})
+        child = Child(
+            "quix",
+            [
+                str(QUIX_PYTHON),
+                str(REPO / "bench" / "peers" / "quix_job.py"),
+                "--bootstrap",
+                self.bootstrap,
+                "--topic",
+                TOPIC,
+                "--output-topic",
+                output,
+                "--group",
+                run,
+                "--state-dir",
+                str(self.root / "state" / run),
+            ],
+            self.logs / "quix.log",
+            cwd=REPO,
+        )
+        async with LagProbe(self.bootstrap, TOPIC, self.ends) as probe:
+
+            async def committed() -> int:
+                return await probe.committed(run)
+
+            async def finished() -> bool:
+                return await committed() >= probe.total
+
+            result = await self.measure(
+                "quix-streams",
+                "Quix Streams (1 process)",
+                "peer",
+                [child],
+                done=finished,
+                progress=committed,
+                cap=self.options.cap_seconds,
+            )
+        child.stop()
+        assert self.facts is not None
+        result["outputs"] = sum((await end_offsets(self.bootstrap, output)).values())
+        result["expected_outputs"] = (
+            self.facts.flagged_windows_closed_at_end if result["completed"] else None
+        )
+        return result
+
+    # -- alert latency --------------------------------------------------------------------------
+
+    async def alert_latency(self, rate: int) -> dict[str, Any]:
+        run = f"bench-live{rate}-{uuid.uuid4().hex[:6]}"
+        tx, fraud, dlq = f"{run}-tx", f"{run}-fraud", f"{run}-dlq"
+        self.topics({tx: PARTITIONS, fraud: PARTITIONS}, latency.LOG_APPEND_TIME)
+        self.topics({dlq: PARTITIONS})
+        child, port = self.start_worker(run, 0, self.worker_env(run, fraud, dlq, topic=tx))
+        deadline = time.monotonic() + 120
+        while _get(port, "/ready") != 200:
+            if time.monotonic() > deadline or not child.alive():
+                child.stop()
+                raise RuntimeError(f"latency worker not ready:\n{child.tail()}")
+            await asyncio.sleep(0.5)
+        seconds = self.options.latency_seconds
+        generator = Child(
+            f"generator-{rate}",
+            [
+                sys.executable,
+                "-m",
+                "generator",
+                "--bootstrap",
+                self.bootstrap,
+                "--topic",
+                tx,
+                "--rate",
+                str(rate),
+                "--duration",
+                str(seconds),
+                "--clock",
+                "real",
+                "--accounts",
+                str(dataset.ACCOUNTS),
+                "--scenarios-every",
+                str(max(0.5, 200 / rate)),  # a few % of the records at most
+                "--seed",
+                "7",
+                "--no-progress",
+            ],
+            self.logs / f"generator-{rate}.log",
+            cwd=REPO,
+        )
+        sampler = TreeSampler([child.pid])
+        sampler.start()
+        log(f"latency at {rate:,} tx/s for {seconds:g}s")
+        while generator.alive():
+            await asyncio.sleep(0.5)
+        ends = await end_offsets(self.bootstrap, tx)
+        sent = sum(ends.values())
+        async with LagProbe(self.bootstrap, tx, ends) as probe:
+            grace = time.monotonic() + 20  # to catch up; a worker that cannot is cut off
+            while await probe.committed(run) < sent and time.monotonic() < grace:
+                await asyncio.sleep(POLL_SECONDS)
+            lag = sent - await probe.committed(run)
+        processed = _metric(port, "fraud_records_received_total")
+        usage = await sampler.stop()
+        child.stop()
+        found = await latency.measure(self.bootstrap, tx, fraud)
+        result = {
+            "rate": rate,
+            "seconds": seconds,
+            "sent": sent,
+            "achieved_rate": round(sent / seconds),
+            "alerts": found.alerts,
+            "samples": len(found.samples),
+            "unmatched": found.unmatched,
+            "p50_ms": found.percentile(50),
+            "p95_ms": found.percentile(95),
+            "p99_ms": found.percentile(99),
+            "max_ms": float(max(found.samples)) if found.samples else None,
+            "lag_at_end": lag,
+            "worker_cpu_seconds": round(usage.cpu_seconds, 1),
+            "tx_per_cpu_s": round(processed / usage.cpu_seconds) if usage.cpu_seconds else None,
+            "worker_peak_rss_mb": round(usage.peak_rss_bytes / 2**20),
+        }
+        log(
+            f"latency at {rate:,} tx/s: p50 {result['p50_ms']} p95 {result['p95_ms']} "
+            f"p99 {result['p99_ms']} ms over {len(found.samples)} alerts; lag at end {lag:,}"
+        )
+        return result
+
+    # -- profile --------------------------------------------------------------------------------
+
+    async def profile(self) -> str:
+        run = f"bench-prof-{uuid.uuid4().hex[:6]}"
+        fraud, dlq = f"{run}-fraud", f"{run}-dlq"
+        self.topics({fraud: PARTITIONS, dlq: PARTITIONS})
+        env = {**self.worker_env(run, fraud, dlq), "IDLE_TIMEOUT": "0"}
+        child, port = self.start_worker(run, 0, env)
+        deadline = time.monotonic() + 120
+        while _metric(port, "fraud_records_received_total") <= 0:
+            if time.monotonic() > deadline or not child.alive():
+                child.stop()
+                raise RuntimeError(f"profiled worker never started:\n{child.tail()}")
+            await asyncio.sleep(0.25)
+        seconds = self.options.profile_seconds
+        other = os.environ.get("BENCH_WORKER_PATH")
+        folded = self.root / "profile.folded"
+        log(f"profiling the worker with py-spy for {seconds}s")
+        spy = profile.record(child.pid, seconds, folded)
+        before = _metric(port, "fraud_records_received_total")
+        started = time.monotonic()
+        while spy.poll() is None:
+            await asyncio.sleep(0.5)
+        elapsed = time.monotonic() - started
+        after = _metric(port, "fraud_records_received_total")
+        child.stop()
+        if spy.returncode != 0 or not folded.exists():
+            raise RuntimeError(f"py-spy failed: {folded.with_suffix('.log').read_text()}")
+        summary = profile.summarize(folded)
+        header = (
+            f"py-spy profile of one worker (faust -A app worker) draining the pre-filled topic\n"
+            f"({self.options.count:,} transactions), {seconds}s from its first record; it "
+            f"received {after - before:,.0f} records meanwhile ({(after - before) / elapsed:,.0f}"
+            f"/s under the profiler).\n"
+            + (
+                f"worker code from {other} (app/ sha1 {app_sha1(Path(other))})"
+                if other
+                else f"commit {_git()['commit']}, app/ sha1 {app_sha1()}"
+            )
+        )
+        return profile.render(summary, header)
+
+    # -- the whole run --------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        opts = self.options
+        phases = opts.phases
+        begun = time.monotonic()
+        self.start_broker()
+        prefill_seconds = await self.prefill()
+        if set(phases) - {"profile"}:  # the report needs them; a profile alone does not
+            log("computing what the data set holds (expected alerts, pairs in state)")
+            self.facts = dataset.describe(opts.count, PARTITIONS)
+        if "limit" in phases:
+            self.systems.append(await self.drain("aiokafka"))
+            self.systems.append(await self.drain("confluent"))
+        if "worker" in phases:
+            self.systems.append(await self.workers(1))
+            self.systems.append(await self.workers(2))
+        if "peers" in phases:
+            self.systems.append(await self.pyflink())
+            self.systems.append(await self.quix())
+        if "latency" in phases:
+            for rate in opts.rates:
+                self.latencies.append(await self.alert_latency(rate))
+        if "profile" in phases:
+            self.profile_text = await self.profile()
+        return {
+            "name": opts.name,
+            "date": dt.date.today().isoformat(),
+            "git": _git(),
+            "machine": {
+                "cores": os.cpu_count(),
+                "memory_gib": round(psutil.virtual_memory().total / 2**30),
+                "load_at_start": self.load_at_start,
+                "python": platform.python_version(),
+                "kafka": kafka_version(),
+            },
+            "config": {
+                "count": opts.count,
+                "cap_seconds": opts.cap_seconds,
+                "latency_seconds": opts.latency_seconds,
+                "profile_seconds": opts.profile_seconds,
+                "partitions": PARTITIONS,
+            },
+            "dataset": self.facts.to_json() if self.facts else {"transactions": opts.count},
+            "prefill_seconds": round(prefill_seconds, 1),
+            "bench_seconds": round(time.monotonic() - begun),
+            "systems": self.systems,
+            "latency": self.latencies,
+            "notes": [*opts.notes, *self.notes()],
+        }
+
+    def notes(self) -> list[str]:
+        """How to read the figures of this run."""
+        notes = [
+            "tx/s: from the start of the system's processes to lag 0 (every record processed "
+            "and its offset committed); a capped run counts what it had committed at the cap.",
+            "steady: the same from the first commit seen to the last one (or lag 0), start-up "
+            "left out (commits are seen every 5 s; PyFlink commits at its 10 s checkpoints).",
+            "CPU-s: user+system time of the system's own processes; the broker shares the cores "
+            "and is not counted (broker_cpu_seconds in the JSON), nor is the rest of the machine "
+            "(the 'other load' column).",
+            "Data set: two generator streams merged by event time (2 transactions per ms), so "
+            "all pairs are still in state at the end while the 2-minute window ends close during "
+            "the run; structuring cases last under a second of event time.",
+            "PyFlink: a bounded read with a checkpoint every 10 s (heap state); at the end of "
+            "the input it fires every window still open, so its expected outputs are all flagged "
+            "windows, while a streaming job at lag 0 has closed only those its watermarks passed.",
+            "Alert latency: generator with the real clock, one structuring or near-miss case per "
+            "0.5 s (2 s at 100 tx/s; more than the prefill's share, for enough samples), worker "
+            "ready before the generator starts, at most 20 s to catch up after it stops. "
+            "100 tx/s is no target: it shows the latency without queueing.",
+        ]
+        busy = [
+            (s["name"], s["other_cpu_seconds"] / s["seconds"])
+            for s in self.systems
+            if s.get("seconds") and s.get("other_cpu_seconds") is not None
+        ]
+        loaded = [f"{name} {cores:.1f}" for name, cores in busy if cores > 0.2]
+        if loaded:
+            notes.append(
+                "The machine was shared during this run: other processes used on average (cores) "
+                + ", ".join(loaded)
+                + " of the 2 cores; wall-clock rates suffer, tx per CPU-s much less."
+            )
+        capped = [s["label"] for s in self.systems if s.get("seconds") and not s.get("completed")]
+        if capped:
+            notes.append(
+                f"Capped at {self.options.cap_seconds:g} s: {', '.join(capped)}; their rate is "
+                "what they had committed by then."
+            )
+        return notes
+
+    def cleanup(self) -> None:
+        self.stop_broker()
+        if not self.options.keep_run_dir:
+            for part in ("kafka", "state"):
+                shutil.rmtree(self.root / part, ignore_errors=True)
+
+
+def steady(timeline: list[Point], end: Point | None) -> dict[str, int | None]:
+    """Rates after start-up: from the first commit seen to the last one (or to lag 0), so a
+    JVM's start or a first checkpoint does not weigh on a capped run's figure.
+
+    Commits are seen every 5 s; a value is taken at the first point that shows it.
+    """
+    progressed = [p for p in timeline if p[1] > 0]
+    if not progressed:
+        return {"steady_tx_per_s": None, "steady_tx_per_cpu_s": None}
+    first = progressed[0]
+    last = end
+    if last is None:
+        newest = progressed[-1][1]
+        last = next(p for p in progressed if p[1] == newest)
+    records, seconds, cpu = last[1] - first[1], last[0] - first[0], last[3] - first[3]
+    return {
+        "steady_tx_per_s": round(records / seconds) if records > 0 and seconds > 0 else None,
+        "steady_tx_per_cpu_s": round(records / cpu) if records > 0 and cpu > 0 else None,
+    }
+
+
+def _get(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status)
+    except OSError:
+        return 0
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
