@@ -42,11 +42,11 @@ def url(worker: WorkerProcess) -> str:
 
 async def test_pair_top_and_dump_store(pipeline: Pipeline) -> None:
     # no closing transactions and IDLE_TIMEOUT=0: the last windows stay open to be inspected
+    workers = [pipeline.worker(i) for i in range(2)]
+    for worker in workers:  # both in the group before any input: each gets partitions to work
+        worker.wait_ready(timeout=TIMEOUT)
     records = [(r.key, r.value) for r in generate(STREAM)]
     written = await produce(pipeline.bootstrap, pipeline.topics["transactions"], records)
-    workers = [pipeline.worker(i) for i in range(2)]
-    for worker in workers:
-        worker.wait_ready(timeout=TIMEOUT)
     for worker in workers:
         worker.wait_metric("fraud_records_received_total", above=0, timeout=TIMEOUT)
     total = len(written)
