@@ -3,7 +3,8 @@
 Faust creates internal topics lazily, while it subscribes; on a fresh cluster the first
 assignment can then miss a topic that the broker's metadata does not show yet ("Ignoring missing
 topic"), and that topic stays unassigned until the next rebalance. So the worker checks the
-input topic and creates its internal topics itself, and waits until the metadata shows them.
+input and output topics (the operator creates those) and creates its internal topics itself,
+and waits until the metadata shows them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def changelog_topic(settings: Settings, table: str) -> str:
 
 
 async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 60.0) -> None:
+    # the input and the outputs are the operator's (their retention is a policy); without an
+    # output topic every alert would wait on the broker's metadata for ever
+    required = [settings.transactions_topic, settings.fraud_topic, settings.dlq_topic]
     internal = {settings.pairs_topic: {}, settings.ticks_topic: {"retention.ms": "3600000"}}
     for table in tables:
         internal[changelog_topic(settings, table)] = {"cleanup.policy": "compact"}
@@ -42,17 +46,17 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
         while True:
             found = await _partition_counts(admin)
             missing = [name for name in internal if name not in found]
-            if not missing and settings.transactions_topic in found:
+            if not missing and all(name in found for name in required):
                 break
             if missing and not created:
                 await _create(admin, missing, internal, settings.partitions)
                 created = True
             if time.monotonic() > deadline:
-                absent = [n for n in [settings.transactions_topic, *internal] if n not in found]
+                absent = [n for n in [*required, *internal] if n not in found]
                 raise TopicError(
                     f"topics {', '.join(absent)} do not exist on {settings.bootstrap}; create "
-                    f"the input topic with {settings.partitions} partitions "
-                    "(scripts/kafka create-topics)"
+                    f"the input topic with {settings.partitions} partitions and the output "
+                    "topics (scripts/kafka create-topics)"
                 )
             await asyncio.sleep(0.2)
         if settings.control_topic not in found:  # one partition: every worker reads all of it

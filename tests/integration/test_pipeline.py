@@ -106,3 +106,16 @@ async def test_a_killed_worker_restarted_mid_stream_completes_the_set(pipeline: 
     fraud, dlq = await pipeline.wait_for(expected)
     assert_alerts(fraud, expected)  # also: no alert_id with two different contents
     assert dead_letters(dlq) == expected.dead
+
+
+def test_a_missing_output_topic_stops_the_worker_with_one_line(pipeline: Pipeline) -> None:
+    # without the check, every alert would wait on the broker's metadata for ever
+    absent = pipeline.topics["fraud"] + "-absent"
+    pipeline.env["FRAUD_TOPIC"] = absent
+    worker = pipeline.worker(0)
+    assert worker.process is not None
+    code = worker.process.wait(timeout=TIMEOUT)
+    log = worker.log_text()
+    assert code == 2, log[-2000:]
+    assert f"fraud-detector: topics {absent} do not exist" in log
+    assert "Traceback" not in log
