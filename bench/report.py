@@ -31,7 +31,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float | None]:
     worker = _system(results, "worker-1") or {}
     two = _system(results, "worker-2") or {}
     out: dict[str, float | None] = {}
-    for peer in ("aiokafka-drain", "confluent-drain", "pyflink-sql", "quix-streams"):
+    peers = ("aiokafka-drain", "confluent-drain", "faust-floor-events", "faust-floor-table")
+    for peer in (*peers, "pyflink-sql", "quix-streams"):
         other = _system(results, peer) or {}
         out[f"worker/{peer} tx/s"] = _ratio(worker.get("tx_per_s"), other.get("tx_per_s"))
         out[f"worker/{peer} tx/CPU-s"] = _ratio(
@@ -215,6 +216,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     short = {
         "aiokafka-drain": "aiokafka\n(limit)",
         "confluent-drain": "confluent-kafka\n(limit)",
+        "faust-floor-events": "Faust, empty\nagent (floor)",
+        "faust-floor-table": "Faust, 1 table\nwrite (floor)",
         "worker-1": "our worker\n1 process",
         "worker-2": "our worker\n2 processes",
         "pyflink-sql": "PyFlink SQL",

@@ -235,6 +235,28 @@ class Bench:
         )
         return result
 
+    async def measure_group(
+        self, group: str, name: str, label: str, kind: str, children: list[Child]
+    ) -> dict[str, Any]:
+        """Measure a consumer group's processes until they have committed every input offset."""
+        async with LagProbe(self.bootstrap, TOPIC, self.ends) as probe:
+
+            async def committed() -> int:
+                return await probe.committed(group)
+
+            async def finished() -> bool:
+                return await committed() >= probe.total
+
+            return await self.measure(
+                name,
+                label,
+                kind,
+                children,
+                done=finished,
+                progress=committed,
+                cap=self.options.cap_seconds,
+            )
+
     # -- the limit ------------------------------------------------------------------------------
 
     async def drain(self, client: str) -> dict[str, Any]:
@@ -272,6 +294,33 @@ class Bench:
             progress=progress,
             cap=self.options.cap_seconds,
         )
+        child.stop()
+        return result
+
+    async def faust_floor(self, mode: str) -> dict[str, Any]:
+        """Faust's own floor (bench/floor.py): an empty agent, or one table write per record."""
+        run = f"bench-floor-{mode}-{uuid.uuid4().hex[:6]}"
+        data_dir = self.root / "state" / run
+        data_dir.mkdir(parents=True, exist_ok=True)
+        child = Child(
+            f"faust-floor-{mode}",
+            [str(VENV_BIN / "faust"), "-A", "bench.floor", "worker", "-l", "info"],
+            self.logs / f"faust-floor-{mode}.log",
+            env={
+                "FLOOR_MODE": mode,
+                "APP_ID": run,
+                "KAFKA_BOOTSTRAP": self.bootstrap,
+                "FLOOR_TOPIC": TOPIC,
+                "DATA_DIR": str(data_dir),
+                "PYTHONUNBUFFERED": "1",
+            },
+            cwd=REPO,
+        )
+        label = {
+            "events": "floor: Faust, empty agent",
+            "table": "floor: Faust, 1 table write per tx",
+        }
+        result = await self.measure_group(run, f"faust-floor-{mode}", label[mode], "limit", [child])
         child.stop()
         return result
 
@@ -319,24 +368,8 @@ class Bench:
         env = {**self.worker_env(run, fraud, dlq), "IDLE_TIMEOUT": "0"}
         started = [self.start_worker(run, i, env) for i in range(count)]
         children = [child for child, _ in started]
-        async with LagProbe(self.bootstrap, TOPIC, self.ends) as probe:
-
-            async def committed() -> int:
-                return await probe.committed(run)
-
-            async def finished() -> bool:
-                return await committed() >= probe.total
-
-            label = "our worker (1 process)" if count == 1 else f"our worker ({count} processes)"
-            result = await self.measure(
-                f"worker-{count}",
-                label,
-                "worker",
-                children,
-                done=finished,
-                progress=committed,
-                cap=self.options.cap_seconds,
-            )
+        label = "our worker (1 process)" if count == 1 else f"our worker ({count} processes)"
+        result = await self.measure_group(run, f"worker-{count}", label, "worker", children)
         closed = sum(
             _metric(port, 'fraud_alerts_total{kind="window_closed"}') for _, port in started
         )
@@ -440,23 +473,9 @@ class Bench:
             self.logs / "quix.log",
             cwd=REPO,
         )
-        async with LagProbe(self.bootstrap, TOPIC, self.ends) as probe:
-
-            async def committed() -> int:
-                return await probe.committed(run)
-
-            async def finished() -> bool:
-                return await committed() >= probe.total
-
-            result = await self.measure(
-                "quix-streams",
-                "Quix Streams (1 process)",
-                "peer",
-                [child],
-                done=finished,
-                progress=committed,
-                cap=self.options.cap_seconds,
-            )
+        result = await self.measure_group(
+            run, "quix-streams", "Quix Streams (1 process)", "peer", [child]
+        )
         child.stop()
         assert self.facts is not None
         result["outputs"] = sum((await end_offsets(self.bootstrap, output)).values())
@@ -602,6 +621,8 @@ class Bench:
         if "limit" in phases:
             self.systems.append(await self.drain("aiokafka"))
             self.systems.append(await self.drain("confluent"))
+            self.systems.append(await self.faust_floor("events"))
+            self.systems.append(await self.faust_floor("table"))
         if "worker" in phases:
             self.systems.append(await self.workers(1))
             self.systems.append(await self.workers(2))
