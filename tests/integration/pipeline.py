@@ -83,6 +83,13 @@ class Pipeline:
             closed = alerts_by_kind(records, "window_closed")
             return set(expected.closed) <= set(closed)
 
+        seen: dict[tuple[int, int], str] = {}
+
+        def all_dead(records: list[Written]) -> bool:
+            # distinct by source position: a replay after a rebalance may repeat one
+            seen.update(dead_letters(records))
+            return len(seen) >= len(expected.dead)
+
         try:
             fraud = await read_until(
                 self.bootstrap,
@@ -94,14 +101,17 @@ class Pipeline:
             dlq = await read_until(
                 self.bootstrap,
                 self.topics["dlq"],
-                # distinct by source position: a replay after a rebalance may repeat one
-                lambda records: len(dead_letters(records)) >= len(expected.dead),
+                all_dead,
                 timeout=TIMEOUT,
                 what=f"{len(expected.dead)} dead letters",
             )
         except AssertionError as error:
+            missing = sorted(set(expected.dead.items()) - set(seen.items()))[:20]
             logs = "\n".join(w.log_text()[-2000:] for w in self.workers)
-            raise AssertionError(f"{error}\nworker logs:\n{logs}") from None
+            raise AssertionError(
+                f"{error}\ndead letters missing (partition, offset, reason): {missing}"
+                f"\nworker logs:\n{logs}"
+            ) from None
         return fraud, dlq
 
     def stop(self) -> None:
