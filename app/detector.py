@@ -255,8 +255,6 @@ class Detector:
         clock.mark_applied(source)
         if crossed is None:
             self.counts["late"] += 1
-            # acknowledged before any later state write records a higher offset as applied:
-            # a replay skips what is below it, so this dead letter could not be sent again
             await self._dead_letter(
                 LATE,
                 f"every window of {models.rfc3339_ms(tx.time_ms)} closed "
@@ -264,7 +262,6 @@ class Detector:
                 raw,
                 source.partition,
                 source.offset,
-                acked=True,
             )
             return
         self.counts["processed"] += 1
@@ -336,17 +333,8 @@ class Detector:
             await self.rekeyed.send(key=None, value=value, partition=partition)
 
     async def _dead_letter(
-        self,
-        reason: str,
-        detail: str,
-        raw: bytes | None,
-        partition: int,
-        offset: int,
-        *,
-        acked: bool = False,
+        self, reason: str, detail: str, raw: bytes | None, partition: int, offset: int
     ) -> None:
-        """Send a dead letter; with ``acked``, wait for the broker's acknowledgement. (A record
-        that does not parse needs no wait: a replay parses it again and sends it again.)"""
         self.counts[f"dlq_{reason}"] += 1
         record = models.build_dead_letter(
             reason,
@@ -358,9 +346,7 @@ class Detector:
             detected_at_ms=int(self.now() * 1000),
         )
         log.info("dead letter %s at %s/%d: %s", reason, partition, offset, detail)
-        sent = await self.dead_letters.send(key=None, value=models.encode(record))
-        if acked:
-            await sent
+        await self.dead_letters.send(key=None, value=models.encode(record))
 
     # -- state ----------------------------------------------------------------------------------
 
