@@ -17,7 +17,6 @@ from app.app import app, settings
 from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
-from app.state import ChangelogTable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,6 @@ pair_windows = app.Table(
     key_type=bytes,
     value_type=bytes,
     help="Open sliding-window panes per (sender, receiver) pair, and each partition's watermark",
-    options=settings.rocksdb_options,
 )
 
 fraud_topic = app.topic(settings.fraud_topic, key_type=bytes, value_type=bytes)
@@ -56,10 +54,9 @@ inputs = app.topic(
     internal=True,
 )
 
-state = ChangelogTable(pair_windows)  # Faust's table, through a shorter write path
 detector = Detector(
     settings,
-    state,
+    pair_windows,  # a Faust table is a MutableMapping of keys to values
     fraud=fraud_topic,
     dead_letters=dlq_topic,
     rekeyed=rekeyed_topic,
@@ -100,8 +97,6 @@ async def detect(stream: Any) -> None:
             log.warning(
                 "skipped %s/%d@%d: %s", message.topic, message.partition, message.offset, fenced
             )
-        finally:  # before Faust may ack the record: its state changes go to the changelog
-            await state.flush(message.partition)
 
 
 @app.timer(interval=0.5)  # type: ignore[untyped-decorator]

@@ -42,13 +42,3 @@ def test_the_worker_runs_on_uvloop() -> None:
     import uvloop
 
     assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
-
-
-def test_the_table_store_takes_the_rocksdb_memory_settings() -> None:
-    # Faust's defaults (64 MB memtables x 3, a 2 GiB block cache) apply to each partition's DB.
-    from app.agents import pair_windows
-
-    options = pair_windows.data.rocksdb_options
-    assert options.write_buffer_size == settings.rocksdb_write_buffer_mb * 2**20
-    assert options.max_write_buffer_number == 2
-    assert options.block_cache_size == settings.rocksdb_block_cache_mb * 2**20
