@@ -9,6 +9,7 @@ import faust
 import mode.loop
 
 from app.errors import SettingsError
+from app.localstate import mark_clean_stop, open_local_state
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
 
@@ -25,6 +26,7 @@ except SettingsError as exc:  # one line for a person, not a traceback from insi
 
 class DetectorApp(faust.App):
     async def on_first_start(self) -> None:
+        open_local_state(settings.data_dir, self.conf.tabledir)  # before any table is opened
         await super().on_first_start()
         try:  # before the consumer joins the group: the first assignment must see every topic
             await ensure_topics(settings, [table.name for table in self.tables.values()])
@@ -34,6 +36,12 @@ class DetectorApp(faust.App):
         from app.agents import control  # defined with the agents, which import this module
 
         await control.catch_up()  # the threshold in force, before any input is processed
+
+    async def on_shutdown(self) -> None:
+        """After every child service stopped, the producer flushed (changelog delivered)."""
+        await super().on_shutdown()
+        if not self._crashed.is_set():  # a stop that raised never gets here
+            mark_clean_stop(settings.data_dir)
 
 
 app = DetectorApp(

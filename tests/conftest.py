@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# the shared checks of the integration tests: a failed comparison shows the difference
+pytest.register_assert_rewrite("tests.integration.pipeline", "tests.reference")
+
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS.parent / "scripts"))
 

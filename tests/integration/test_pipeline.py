@@ -102,10 +102,13 @@ async def test_a_killed_worker_restarted_mid_stream_completes_the_set(pipeline: 
     second = await produce(pipeline.bootstrap, topic, ((r.key, r.value) for r in records[half:]))
     second += await pipeline.close_windows(first + second)
     expected = expect(first + second)
+    mark = len(worker.log_text())
     pipeline.worker()  # same ordinal: same data dir, as a restarted pod
     fraud, dlq = await pipeline.wait_for(expected)
     assert_alerts(fraud, expected)  # also: no alert_id with two different contents
     assert dead_letters(dlq) == expected.dead
+    # the local tables of a killed worker are no consistent state: rebuilt from the changelog
+    assert "local table state discarded" in worker.log_text()[mark:]
 
 
 def test_a_missing_output_topic_stops_the_worker_with_one_line(pipeline: Pipeline) -> None:

@@ -115,6 +115,7 @@ async def test_a_restart_with_its_data_dir_replays_no_changelog(pipeline: Pipeli
     without_dir = worker.restart_timed(TIMEOUT)
     replayed_without_dir = worker.replayed_changelog(since=mark)
     assert replayed_with_dir == 0
+    assert "local table state discarded" not in worker.log_text()  # both stops were clean
     assert replayed_without_dir >= 1000  # at least one changelog record per open pair's write
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(
