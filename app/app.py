@@ -37,6 +37,12 @@ class DetectorApp(faust.App):
 
         await control.catch_up()  # the threshold in force, before any input is processed
 
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        from app.agents import detector
+
+        detector.on_rebalance_start()  # a worker back from a stall stops waiting: see _guard
+
     async def on_shutdown(self) -> None:
         """After every child service stopped, the producer flushed (changelog delivered)."""
         await super().on_shutdown()

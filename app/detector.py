@@ -80,9 +80,10 @@ class Detector:
         self.latency = Histogram()  # record's Kafka timestamp -> processed
         self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
-        self.last_beat = time.monotonic()  # the event loop's heartbeat (see _guard)
-        self.stalled = False  # a heartbeat saw the process stopped past the session timeout
-        self.rebalanced = asyncio.Event()  # set by each assignment; waited on after a stall
+        self.last_beat: float | None = None  # the event loop's heartbeat, once assigned (_guard)
+        self.expelled = False  # stopped past the session timeout: nothing is ours until assigned
+        self.rebalancing = False  # between the start of a rebalance and the next assignment
+        self.regrouped = asyncio.Event()  # a rebalance started or an assignment came
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -186,7 +187,17 @@ class Detector:
             self.assigned.difference_update(revoked)
         if assigned is not None:
             self.assigned = set(assigned)
-            self.rebalanced.set()
+            if self.expelled:  # another worker may have moved our partitions on meanwhile
+                self.expelled = False
+                self._forget(list(self.clocks))
+            self.rebalancing = False
+            self.last_beat = time.monotonic()  # a member again: a gap counts from here
+            self.regrouped.set()
+
+    def on_rebalance_start(self) -> None:
+        """The group began a rebalance (Faust calls this before it revokes anything)."""
+        self.rebalancing = True
+        self.regrouped.set()
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
@@ -199,38 +210,45 @@ class Detector:
     def beat(self) -> None:
         """Called every half second by a timer: the event loop is running. A long gap since
         the last beat means the process was stopped; whoever runs first after it notices."""
-        now = time.monotonic()
-        if now - self.last_beat > self.settings.session_timeout_s:
-            self._stalled()
-        self.last_beat = now
+        self._check_gap()
+        self.last_beat = time.monotonic()
 
-    def _stalled(self) -> None:
-        if not self.stalled:
-            self.stalled = True
-            self.rebalanced.clear()  # the group removed us: wait for the assignment that follows
+    def _check_gap(self) -> None:
+        if self.last_beat is None:  # not a member yet: start-up and recovery are no stall
+            return
+        if (
+            time.monotonic() - self.last_beat > self.settings.session_timeout_s
+            and not self.expelled
+        ):
+            self.expelled = True
+            if not self.rebalancing:
+                self.regrouped.clear()  # wait for the rebalance the group will start
 
     async def _guard(self, partition: int) -> None:
         """Refuse to change state for a partition this worker may have lost.
 
         A worker stopped (SIGSTOP, a frozen VM) past the session timeout has been removed from
-        the group, but learns it only at its next heartbeat; what it wrote meanwhile would
-        overwrite the new owner's state. So after such a stall it waits for the assignment the
-        group gives it when it rejoins, forgets all its in-memory state (another worker may have
-        moved its partitions on) and goes on only with the partitions it still owns.
+        the group, but learns it only at its next heartbeat; another worker owns its partitions
+        and may have moved them on, so what it wrote now would overwrite the new owner's state.
+        After such a stall it waits for the rebalance that brings it back; every record until
+        the new assignment is refused (Fenced): the rebalance itself waits for the records in
+        flight, and their partitions are read again from the committed offset by whoever owns
+        them. The next assignment ends it, and in-memory state is reloaded from the table.
         """
-        if time.monotonic() - self.last_beat > self.settings.session_timeout_s:
-            self._stalled()
-        if self.stalled:
+        self._check_gap()
+        if self.expelled and not self.rebalancing:
             log.warning("the worker was stopped past the session timeout: waiting to rejoin")
             try:
                 await asyncio.wait_for(
-                    self.rebalanced.wait(), timeout=3 * self.settings.session_timeout_s + 30
+                    self.regrouped.wait(), timeout=3 * self.settings.session_timeout_s + 30
                 )
             except TimeoutError:  # the loop was only busy: the group kept us, nothing moved
                 log.warning("no rebalance came: going on")
-            self.stalled = False
-            self.last_beat = time.monotonic()
-            self._forget(list(self.clocks))  # reload everything from the table
+                self.expelled = False
+                self.last_beat = time.monotonic()
+                self._forget(list(self.clocks))
+        if self.expelled:
+            raise Fenced("this worker left the group while stopped: waiting for its assignment")
         if self.assigned is not None and partition not in self.assigned:
             raise Fenced(f"partition {partition} is no longer assigned to this worker")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import zlib
 from collections import defaultdict
 from typing import Any
@@ -218,6 +219,7 @@ async def test_after_a_stall_a_lost_partition_is_not_written() -> None:
     line = b"2017-07-23T00:00:01Z;1;2;5"
     await detector.on_transaction(1, 0, b"1:2", line)
     assert "1:2" in table
+    assert detector.last_beat is not None
     detector.last_beat -= 3600  # the process was stopped for an hour
     before = dict(table)
     record = asyncio.ensure_future(detector.on_transaction(1, 1, b"1:2", line))
@@ -231,11 +233,63 @@ async def test_after_a_stall_a_lost_partition_is_not_written() -> None:
     assert "3:4" in table
 
 
+async def test_a_rebalance_after_a_stall_refuses_the_held_record_instead_of_waiting() -> None:
+    # Faust's rebalance waits for the records in flight: holding one until the assignment would
+    # hold the rebalance that brings the assignment
+    table: dict[str, bytes] = {}
+    detector = Detector(
+        settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    detector.on_rebalance((), assigned={0})
+    assert detector.last_beat is not None
+    detector.last_beat -= 3600
+    line = b"2017-07-23T00:00:01Z;1;2;5"
+    record = asyncio.ensure_future(detector.on_transaction(0, 0, b"1:2", line))
+    await asyncio.sleep(0.01)
+    assert not record.done()
+    detector.on_rebalance_start()
+    with pytest.raises(Fenced):
+        await record
+    with pytest.raises(Fenced):  # and the records after it, until the assignment
+        await detector.on_transaction(0, 1, b"1:2", line)
+    assert table == {}
+    detector.on_rebalance((), assigned={0})
+    await detector.on_transaction(0, 0, b"1:2", line)  # read again from the committed offset
+    assert "1:2" in table
+
+
+async def test_a_stall_after_the_rebalance_started_refuses_without_waiting() -> None:
+    detector = Detector(
+        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    detector.on_rebalance((), assigned={0})
+    detector.on_rebalance_start()  # the consumer's heartbeat ran first after the stop
+    assert detector.last_beat is not None
+    detector.last_beat -= 3600
+    detector.beat()
+    with pytest.raises(Fenced):
+        await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+
+
+async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the heartbeat timer's first beat may come long after the detector was made (recovery)
+    detector = Detector(
+        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    later = time.monotonic() + 3600
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    detector.beat()
+    detector.on_rebalance((), assigned={0})
+    await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+    assert not detector.expelled
+
+
 async def test_a_stall_seen_by_the_heartbeat_first_still_holds_the_next_record() -> None:
     detector = Detector(
         settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
     )
     detector.on_rebalance((), assigned={0})
+    assert detector.last_beat is not None
     detector.last_beat -= 3600
     detector.beat()  # the timer ran first after the stop: it must leave a mark
     record = asyncio.ensure_future(
