@@ -258,10 +258,13 @@ class Detector:
         self, clock: PartitionClock, tx: Transaction, source: Source, raw: bytes | None
     ) -> None:
         """Add one transaction to its pair's open windows, or dead-letter it as late."""
-        if clock.is_duplicate(source):
-            self.counts["duplicates_skipped"] += 1
-            return
         watermark = max(clock.closed, clock.watermark(self.settings.partitions))
+        if clock.is_duplicate(source):
+            if clock.is_held_late(source):  # its dead letter may never have reached the broker
+                await self._late(clock, tx, source, raw, watermark)
+            else:
+                self.counts["duplicates_skipped"] += 1
+            return
         state = self._load(tx.pair)
         if state is None:
             state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
@@ -273,20 +276,41 @@ class Detector:
         clock.mark_applied(source)
         if crossed is None:
             self.counts["late"] += 1
-            await self._dead_letter(
-                LATE,
-                f"every window of {models.rfc3339_ms(tx.time_ms)} closed "
-                f"(watermark {models.rfc3339_ms(watermark)})",
-                raw,
-                source.partition,
-                source.offset,
-            )
+            await self._late(clock, tx, source, raw, watermark)
             return
         self.counts["processed"] += 1
         await self._alert(clock.partition, THRESHOLD_CROSSED, tx.pair, crossed)
         await self._guard(clock.partition)  # the alert's wait may have spanned a stall
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
+
+    async def _late(
+        self,
+        clock: PartitionClock,
+        tx: Transaction,
+        source: Source,
+        raw: bytes | None,
+        watermark: int,
+    ) -> None:
+        """Dead-letter a late transaction. Until the broker acknowledges it, the partition's
+        stored clock lists it: saved now, before any later write can record a higher offset as
+        applied, so a replay after a crash sends it again instead of skipping it."""
+        clock.hold_late(source)
+        self._save_clock(clock)
+        sent = await self._dead_letter(
+            LATE,
+            f"every window of {models.rfc3339_ms(tx.time_ms)} closed "
+            f"(watermark {models.rfc3339_ms(watermark)})",
+            raw,
+            source.partition,
+            source.offset,
+        )
+
+        def acknowledged(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                clock.release_late(source)  # stored with the clock's next save
+
+        asyncio.ensure_future(sent).add_done_callback(acknowledged)
 
     async def _advance(self, clock: PartitionClock) -> None:
         """Close the windows the partition's watermark has passed."""
@@ -352,7 +376,8 @@ class Detector:
 
     async def _dead_letter(
         self, reason: str, detail: str, raw: bytes | None, partition: int, offset: int
-    ) -> None:
+    ) -> Awaitable[Any]:
+        """Send a dead letter; returns the broker's acknowledgement, not waited for."""
         self.counts[f"dlq_{reason}"] += 1
         record = models.build_dead_letter(
             reason,
@@ -364,7 +389,8 @@ class Detector:
             detected_at_ms=int(self.now() * 1000),
         )
         log.info("dead letter %s at %s/%d: %s", reason, partition, offset, detail)
-        await self.dead_letters.send(key=None, value=models.encode(record))
+        sent: Awaitable[Any] = await self.dead_letters.send(key=None, value=models.encode(record))
+        return sent
 
     # -- state ----------------------------------------------------------------------------------
 

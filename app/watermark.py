@@ -35,7 +35,9 @@ class PartitionClock:
     ``rekeyed``: re-keyed events were processed here, so min(``forwarded``) drives the state;
     ``applied``: per source (route and input partition), the highest offset applied to this
     partition's state, so a replayed forward is recognised after its pair was closed and dropped;
-    ``closed``: the watermark up to which this partition's windows have been closed.
+    ``closed``: the watermark up to which this partition's windows have been closed;
+    ``late``: per source, offsets of late transactions whose dead letter the broker has not
+    acknowledged yet (a replay skips what ``applied`` covers, so these are sent again).
     """
 
     partition: int
@@ -45,6 +47,7 @@ class PartitionClock:
     rekeyed: bool = False
     applied: dict[str, int] = field(default_factory=dict)
     closed: int = NO_WATERMARK
+    late: dict[str, set[int]] = field(default_factory=dict)
     event_source: int = field(default=NO_WATERMARK, compare=False)  # unfloored, from events only
 
     def observe(self, spec: WindowSpec, event_ms: int, out_of_orderness_ms: int) -> bool:
@@ -84,6 +87,18 @@ class PartitionClock:
         if source.offset > self.applied.get(source.id, -1):
             self.applied[source.id] = source.offset
 
+    def hold_late(self, source: Source) -> None:
+        self.late.setdefault(source.id, set()).add(source.offset)
+
+    def release_late(self, source: Source) -> None:
+        offsets = self.late.get(source.id, set())
+        offsets.discard(source.offset)
+        if not offsets:
+            self.late.pop(source.id, None)
+
+    def is_held_late(self, source: Source) -> bool:
+        return source.offset in self.late.get(source.id, ())
+
     def _advance_source(self, spec: WindowSpec, watermark: int) -> bool:
         floored = spec.floor(watermark)
         if floored <= self.source:
@@ -100,6 +115,7 @@ class PartitionClock:
             "rekeyed": self.rekeyed,
             "applied": self.applied,
             "closed": self.closed,
+            "late": {source: sorted(offsets) for source, offsets in self.late.items()},
         }
 
     @classmethod
@@ -112,4 +128,5 @@ class PartitionClock:
             rekeyed=data["rekeyed"],
             applied=dict(data["applied"]),
             closed=data["closed"],
+            late={source: set(offsets) for source, offsets in data.get("late", {}).items()},
         )

@@ -42,6 +42,16 @@ class SimTopic:
         return done
 
 
+class UnackedTopic(SimTopic):
+    """A topic whose broker never acknowledges: the worker dies before it does."""
+
+    async def send(
+        self, *, key: bytes | None = None, value: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
+        await super().send(key=key, value=value, partition=partition)
+        return asyncio.get_running_loop().create_future()
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0  # wall clock: 2027, after every event time here
@@ -300,3 +310,39 @@ async def test_a_stall_seen_by_the_heartbeat_first_still_holds_the_next_record()
     detector.on_rebalance((), assigned={0})
     await record
     await detector.on_transaction(0, 1, b"1:2", b"2017-07-23T00:00:02Z;1;2;5")  # not held again
+
+
+async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again() -> None:
+    lines = [
+        b"2017-07-23T01:00:00Z;1;2;5",
+        b"2017-07-23T00:40:00Z;1;2;7",  # every window of 00:40 closed at 01:00: late
+        b"2017-07-23T01:00:01Z;1;2;6",  # a later offset applied: a replay would skip offset 1
+    ]
+    table: dict[str, bytes] = {}
+    before_crash = UnackedTopic()
+    detector = Detector(
+        settings(), table, fraud=SimTopic(), dead_letters=before_crash, rekeyed=SimTopic()
+    )
+    detector.on_rebalance((), assigned={0})
+    for offset, line in enumerate(lines):
+        await detector.on_transaction(0, offset, b"1:2", line)
+    assert len(before_crash.partitions[zlib.crc32(b"") % PARTITIONS]) == 1
+    # restart on the state as it was stored (the changelog): the input is replayed from 0
+    after_crash, stored = SimTopic(), dict(table)
+    restarted = Detector(
+        settings(), stored, fraud=SimTopic(), dead_letters=after_crash, rekeyed=SimTopic()
+    )
+    restarted.on_rebalance((), assigned={0})
+    for offset, line in enumerate(lines):
+        await restarted.on_transaction(0, offset, b"1:2", line)
+    letters = [models.decode(v) for vs in after_crash.partitions.values() for _, v in vs]
+    assert [(d["reason"], d["offset"]) for d in letters] == [("late", 1)]
+    assert restarted.counts["duplicates_skipped"] == 2
+    # acknowledged now: once the clock is stored again, a further replay does not repeat it
+    await asyncio.sleep(0)  # the acknowledgement's callback
+    await restarted.on_transaction(0, 3, b"1:2", b"2017-07-23T01:30:00Z;1;2;1")
+    again = SimTopic()
+    third = Detector(settings(), stored, fraud=SimTopic(), dead_letters=again, rekeyed=SimTopic())
+    third.on_rebalance((), assigned={0})
+    await third.on_transaction(0, 1, b"1:2", lines[1])
+    assert dict(again.partitions) == {}
