@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ from localkafka import LocalKafka
 
 from tests.conftest import TopicFactory
 from tests.integration.pipeline import Pipeline
+from tests.integration.terminal import Terminal
 
 
 @pytest.fixture
@@ -19,3 +20,16 @@ def pipeline(kafka: LocalKafka, topics: TopicFactory, tmp_path: Path) -> Iterato
         yield pipe
     finally:
         pipe.stop()
+
+
+@pytest.fixture
+def terminal_factory() -> Iterator[Callable[[str], Terminal]]:
+    opened: list[Terminal] = []
+
+    def open_terminal(command: str) -> Terminal:
+        opened.append(Terminal(command))
+        return opened[-1]
+
+    yield open_terminal
+    for terminal in opened:
+        terminal.close()

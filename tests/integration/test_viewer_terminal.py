@@ -11,83 +11,23 @@ from __future__ import annotations
 import os
 import pty
 import shlex
-import shutil
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from aiokafka import AIOKafkaProducer
 from localkafka import LocalKafka
 
 from tests.conftest import TopicFactory
+from tests.integration.terminal import DEADLINE_S, Terminal
 from tests.viewer.records import MINUTE_MS, T0_MS, window_record
 
 ROOT = Path(__file__).resolve().parents[2]
-TMUX = shutil.which("tmux")
-DEADLINE_S = 60.0
-WIDTH, HEIGHT = 160, 45
-
-
-class Terminal:
-    """One tmux window of a tmux server of its own (``-L``), running one shell command."""
-
-    def __init__(self, command: str) -> None:
-        if TMUX is None:  # a terminal test without a terminal proves nothing: fail, never skip
-            pytest.fail("tmux is not installed (.ci/run installs it: apt-get install tmux)")
-        self._base = [TMUX, "-L", f"viewer-test-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
-        # The pane may start at tmux's default size and get its own a moment later, with
-        # COLUMNS and LINES of the size it started with in the environment (which rich would
-        # believe over the terminal): the command starts at the right size, without them.
-        sized = (
-            f'until [ "$(stty size)" = "{HEIGHT} {WIDTH}" ]; do sleep 0.1; done; '
-            f"unset COLUMNS LINES; {command}"
-        )
-        self._tmux("new-session", "-d", "-s", "view", "-x", str(WIDTH), "-y", str(HEIGHT), sized)
-
-    def _tmux(self, *args: str) -> str:
-        done = subprocess.run(
-            [*self._base, *args], capture_output=True, text=True, timeout=30, check=True
-        )
-        return done.stdout
-
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", "view")
-
-    def keys(self, *keys: str) -> None:
-        self._tmux("send-keys", "-t", "view", *keys)
-
-    def wait_for(self, done: Callable[[str], bool], what: str) -> str:
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            shown = self.screen()
-            if done(shown):
-                return shown
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the screen did not show {what} in {DEADLINE_S:g}s:\n{shown}")
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        subprocess.run([*self._base, "kill-server"], capture_output=True, timeout=30, check=False)
-
-
-@pytest.fixture
-def terminal_factory() -> Iterator[Callable[[str], Terminal]]:
-    opened: list[Terminal] = []
-
-    def open_terminal(command: str) -> Terminal:
-        opened.append(Terminal(command))
-        return opened[-1]
-
-    yield open_terminal
-    for terminal in opened:
-        terminal.close()
 
 
 def minute(offset: float) -> int:
