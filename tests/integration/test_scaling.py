@@ -50,7 +50,7 @@ async def test_scaling_1_to_3_to_1_loses_and_changes_nothing(pipeline: Pipeline)
     written += await produce(pipeline.bootstrap, topic, thirds[2])
     written += await pipeline.close_windows(written)
     expected = expect(written)
-    fraud, dlq = await pipeline.wait_for(expected, every_dead_letter=True)
+    fraud, dlq = await pipeline.wait_for(expected)
     assert_alerts(fraud, expected)  # equal to the single-worker semantics; one content per id
     assert dead_letters(dlq) == expected.dead
     REPORT.parent.mkdir(exist_ok=True)
