@@ -34,7 +34,8 @@ class DetectorApp(faust.App):
         try:  # before the consumer joins the group: the first assignment must see every topic
             await ensure_topics(settings, [table.name for table in self.tables.values()])
         except (KafkaUnavailable, TopicError) as exc:
-            print(f"fraud-detector: {exc}", file=sys.stderr, flush=True)
+            # the process's own stderr: Faust's worker logs what is written to sys.stderr
+            print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
         from app.agents import control  # defined with the agents, which import this module
 
