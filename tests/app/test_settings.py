@@ -95,6 +95,24 @@ def test_the_worker_stops_with_one_line_on_a_bad_security_setting() -> None:
     assert "pw-3b9e" not in result.stdout + result.stderr
 
 
+def test_the_worker_help_shows_no_secret() -> None:
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "fraud",
+        "KAFKA_SASL_PASSWORD": "pw-5e0a",
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker", "--help"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pw-5e0a" not in result.stdout + result.stderr
+
+
 def test_the_worker_stops_with_one_line_on_a_bad_setting() -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker"],
