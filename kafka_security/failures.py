@@ -48,8 +48,11 @@ async def explain_refusal(
         except SaslAuthenticationFailed:
             user = security.username
             return f"{where} refused the login of user {user!r} (SASL authentication failed)"
-        except UnsupportedSaslMechanismError as exc:
-            return f"{where} does not offer {security.mechanism} ({exc}): set KAFKA_SASL_MECHANISM"
+        except UnsupportedSaslMechanismError:
+            return (
+                f"{where} does not offer SASL mechanism {security.mechanism}: set "
+                "KAFKA_SASL_MECHANISM to one it offers"
+            )
         except ssl.SSLCertVerificationError as exc:
             return _untrusted(where, host, exc)
         except ssl.SSLError as exc:

@@ -536,6 +536,13 @@ class LocalKafka:
 
     def start(self, timeout: float = 120.0) -> None:
         """Start the broker in the background and return once it answers Kafka requests."""
+        if self.secure:
+            try:
+                import aiokafka  # noqa: F401
+            except ImportError:
+                raise LocalKafkaError(
+                    "a secure broker's readiness check logs in with aiokafka: run `make venv`"
+                ) from None
         if self.pid() is not None:
             if self._wait_ready(timeout):
                 return
@@ -803,7 +810,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kafka {verb} on {kafka.bootstrap}{listener} in {took:.1f}s")
             print(f"logs: {kafka.server_log}")
             if kafka.secure:
-                print('client settings: eval "$(scripts/kafka --secure client-env)"')
+                same = [f"--port {args.port}"] if args.port != 9092 else []
+                same += [f"--data-dir {shlex.quote(str(args.data_dir))}"] if args.data_dir else []
+                command = " ".join(["scripts/kafka --secure", *same, "client-env"])
+                print(f'client settings: eval "$({command})"')
         elif args.command == "stop":
             kafka.stop()
             print("kafka stopped")
