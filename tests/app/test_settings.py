@@ -78,15 +78,20 @@ def test_the_settings_carry_the_kafka_security_but_never_show_the_password() -> 
     assert Settings.from_env({}).security.protocol == "PLAINTEXT"
 
 
-def test_the_worker_stops_with_one_line_on_a_bad_security_setting() -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker"],
+def faust_worker(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``faust -A app worker ARGS`` from the repository with ``env`` on top of ours."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker", *args],
         cwd=REPO,
-        env={**os.environ, "KAFKA_SASL_USERNAME": "fraud", "KAFKA_SASL_PASSWORD": "pw-3b9e"},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_worker_stops_with_one_line_on_a_bad_security_setting() -> None:
+    result = faust_worker(env={"KAFKA_SASL_USERNAME": "fraud", "KAFKA_SASL_PASSWORD": "pw-3b9e"})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "fraud-detector: bad setting: a SASL user or password is set, but "
@@ -101,27 +106,13 @@ def test_the_worker_help_shows_no_secret() -> None:
         "KAFKA_SASL_USERNAME": "fraud",
         "KAFKA_SASL_PASSWORD": "pw-5e0a",
     }
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker", "--help"],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = faust_worker("--help", env=env)
     assert result.returncode == 0, result.stderr
     assert "pw-5e0a" not in result.stdout + result.stderr
 
 
 def test_the_worker_stops_with_one_line_on_a_bad_setting() -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker"],
-        cwd=REPO,
-        env={**os.environ, "WINDOW_SIZE": "500"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = faust_worker(env={"WINDOW_SIZE": "500"})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "fraud-detector: bad setting: WINDOW_SIZE=500 must be a multiple of WINDOW_SLIDE=120"
