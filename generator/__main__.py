@@ -29,7 +29,7 @@ from generator.runner import RunStats, run
 from generator.sink import KafkaSink, Sink, StdoutSink
 from generator.stream import generate
 from generator.truth import GroundTruth, write_ground_truth
-from kafka_security import KafkaSecurity, SecurityError
+from kafka_security import KafkaSecurity
 from kafka_security.arguments import add_security_arguments, security_from_args
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -206,10 +206,7 @@ def parse_args(
     """Flags to (config, options); a bad or contradictory flag exits through argparse (2)."""
     parser = build_parser(env)
     args = parser.parse_args(argv)
-    try:
-        security = security_from_args(args, env)
-    except SecurityError as exc:
-        parser.error(str(exc))
+    security = security_from_args(parser, args, env)
     count: int | None = args.count
     duration: float | None = None
     wall_seconds: float | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from kafka_security.config import MECHANISMS, PROTOCOLS, KafkaSecurity
+from kafka_security.config import MECHANISMS, PROTOCOLS, KafkaSecurity, SecurityError
 
 # flag destination -> the variable it stands for
 FLAGS = {
@@ -55,8 +55,13 @@ def add_security_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
     )
 
 
-def security_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> KafkaSecurity:
+def security_from_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, env: Mapping[str, str]
+) -> KafkaSecurity:
     """The settings of ``env``, with the flags given on the command line instead of their
-    variables; :class:`~kafka_security.SecurityError` when they are invalid."""
+    variables; invalid ones are ``parser``'s usage error (exit code 2), in one line."""
     given = {FLAGS[dest]: value for dest, value in vars(args).items() if dest in FLAGS and value}
-    return KafkaSecurity.from_env({**env, **given})
+    try:
+        return KafkaSecurity.from_env({**env, **given})
+    except SecurityError as exc:
+        parser.error(str(exc))

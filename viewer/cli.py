@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kafka_security import PLAINTEXT, KafkaSecurity, SecurityError
+from kafka_security import PLAINTEXT, KafkaSecurity
 from kafka_security.arguments import add_security_arguments, security_from_args
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -96,7 +96,7 @@ def _positive_seconds(value: str) -> float:
 
 def add_kafka_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     """``--bootstrap``, ``--topic`` (the alert topic) and the security flags, shared with
-    ``fraud-verify``; read the security ones with :func:`kafka_security`."""
+    ``fraud-verify``; read the security ones with ``security_from_args``."""
     parser.add_argument(
         "--bootstrap",
         metavar="HOST:PORT[,...]",
@@ -111,16 +111,6 @@ def add_kafka_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
         help=f"topic of alert records [env: FRAUD_TOPIC, default: {DEFAULT_TOPIC}]",
     )
     add_security_arguments(parser.add_argument_group("Kafka security (TLS, SASL login)"))
-
-
-def kafka_security(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, env: Mapping[str, str]
-) -> KafkaSecurity:
-    """The security flags and variables, or argparse's usage error naming the bad one."""
-    try:
-        return security_from_args(args, env)
-    except SecurityError as exc:
-        parser.error(str(exc))
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -209,7 +199,7 @@ def parse_settings(
     """
     parser = build_parser(env)
     args = parser.parse_args(argv)
-    security = kafka_security(parser, args, env)
+    security = security_from_args(parser, args, env)
     if args.json:
         output = OutputMode.JSON
     elif args.plain or not stdout_is_terminal:

@@ -27,14 +27,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kafka_security import PLAINTEXT, KafkaSecurity
+from kafka_security.arguments import security_from_args
 from viewer.alerts import parse_record
-from viewer.cli import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_TOPIC,
-    add_kafka_arguments,
-    kafka_security,
-    topic_name,
-)
+from viewer.cli import DEFAULT_BOOTSTRAP, DEFAULT_TOPIC, add_kafka_arguments, topic_name
 from viewer.errors import BadRecord, ViewerError
 from viewer.escaping import printable, printable_json
 from viewer.follow import Warn, fetch_timestamps, read_to_end
@@ -144,7 +139,7 @@ def parse_settings(
 ) -> VerifySettings:
     parser = _parser(env)
     args = parser.parse_args(argv)
-    security = kafka_security(parser, args, env)
+    security = security_from_args(parser, args, env)
     if args.window_size % args.window_slide:
         parser.error(
             f"--window-size {args.window_size / 1000:g} must be a multiple of "

@@ -11,19 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from kafka_security import SecurityError
+from kafka_security import KafkaSecurity
 from kafka_security.arguments import FLAGS, add_security_arguments, security_from_args
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "never-in-help-9f3a"
 
 
-def parse(argv: list[str], env: dict[str, str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
+def security(argv: list[str], env: dict[str, str]) -> KafkaSecurity:
+    parser = argparse.ArgumentParser(prog="prog")
     add_security_arguments(parser)
-    args = parser.parse_args(argv)
-    security_from_args(args, env)  # valid
-    return args
+    return security_from_args(parser, parser.parse_args(argv), env)
 
 
 def test_a_flag_wins_over_its_variable_and_the_password_comes_from_the_environment() -> None:
@@ -32,16 +30,25 @@ def test_a_flag_wins_over_its_variable_and_the_password_comes_from_the_environme
         "KAFKA_SASL_USERNAME": "someone",
         "KAFKA_SASL_PASSWORD": PASSWORD,
     }
-    args = parse(["--security-protocol", "SASL_SSL", "--sasl-username", "fraud"], env)
-    security = security_from_args(args, env)
-    assert (security.protocol, security.username) == ("SASL_SSL", "fraud")
-    assert security.password is not None and security.password.reveal() == PASSWORD
+    chosen = security(["--security-protocol", "SASL_SSL", "--sasl-username", "fraud"], env)
+    assert (chosen.protocol, chosen.username) == ("SASL_SSL", "fraud")
+    assert chosen.password is not None and chosen.password.reveal() == PASSWORD
 
 
-def test_a_bad_flag_is_the_same_error_as_a_bad_variable() -> None:
-    args = argparse.Namespace(security_protocol="SASL_PLAINTEXT")
-    with pytest.raises(SecurityError, match="SASL_PLAINTEXT is not supported"):
-        security_from_args(args, {})
+def test_a_bad_flag_or_variable_is_a_one_line_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv, env in (
+        (["--security-protocol", "SASL_PLAINTEXT"], {}),
+        ([], {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}),
+    ):
+        with pytest.raises(SystemExit) as caught:
+            security(argv, env)
+        assert caught.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            "prog: error: KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT is not supported: it sends "
+            "every record unencrypted; use SASL_SSL"
+        )
 
 
 def test_there_is_no_password_flag() -> None:
