@@ -55,10 +55,14 @@ async def explain_refusal(
             )
         except ssl.SSLCertVerificationError as exc:
             return _untrusted(where, host, exc)
-        except ssl.SSLError as exc:
+        except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError) as exc:
+            if security.ssl_context is None:
+                continue
+            # a plaintext listener drops the TLS hello: reset, not an SSL error
+            reason = exc.reason if isinstance(exc, ssl.SSLError) else None
             return (
-                f"TLS handshake with {where} failed ({exc.reason or exc}): is that port a TLS "
-                f"listener? (KAFKA_SECURITY_PROTOCOL={security.protocol})"
+                f"TLS handshake with {where} failed ({reason or 'connection reset'}): is that "
+                f"port a TLS listener? (KAFKA_SECURITY_PROTOCOL={security.protocol})"
             )
         except KafkaConnectionError:
             if security.protocol == "PLAINTEXT":

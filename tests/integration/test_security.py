@@ -221,6 +221,19 @@ async def test_a_plaintext_client_is_refused_at_once(
     assert_refused_in_one_line(program, line, finished, message, secure_kafka)
 
 
+@pytest.mark.parametrize("program", ["generator", "viewer"])
+async def test_a_tls_client_on_a_plaintext_port_is_refused_at_once(
+    program: str, kafka: LocalKafka, secure_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    env = {**secure_kafka.client_env(), "KAFKA_BOOTSTRAP": kafka.bootstrap}
+    line, finished = await refusal(program, env, tmp_path)
+    message = (
+        f"TLS handshake with Kafka at {kafka.bootstrap} failed (connection reset): is that port "
+        "a TLS listener? (KAFKA_SECURITY_PROTOCOL=SASL_SSL)"
+    )
+    assert_refused_in_one_line(program, line, finished, message, secure_kafka)
+
+
 async def test_aiokafka_itself_gives_up_on_the_tls_port_at_once(secure_kafka: LocalKafka) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=secure_kafka.bootstrap)
     began = time.monotonic()
