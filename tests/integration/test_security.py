@@ -159,8 +159,8 @@ async def test_the_right_login_carries_records_from_generator_to_worker_to_viewe
 
 
 async def refusal(program: str, env: dict[str, str], tmp_path: Path) -> tuple[str, Finished]:
-    """Run ``program`` against the secure broker until it gives up: its last line of error
-    output, and how it finished (for the worker, ``err`` is its whole log)."""
+    """Run ``program`` with ``env`` until it gives up: its last line of error output, and how
+    it finished (for the worker, ``err`` is its whole log)."""
     if program == "worker":
         began = time.monotonic()
         worker = WorkerProcess(0, env, tmp_path, free_ports(1)[0]).start()
