@@ -18,8 +18,9 @@ COPY pyproject.toml ./
 RUN python -c "import subprocess, sys, tomllib; \
 deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 subprocess.run([sys.executable, '-m', 'pip', 'install', '--only-binary=:all:', *deps], check=True)"
-# Then the code: a regular (non-editable) install of the three packages and their scripts.
+# Then the code: a regular (non-editable) install of the packages and their scripts.
 COPY README.md ./
+COPY kafka_security ./kafka_security
 COPY app ./app
 COPY generator ./generator
 COPY viewer ./viewer

@@ -7,11 +7,13 @@ import sys
 
 import faust
 import mode.loop
+from faust.types.auth import CredentialsT
 
-from app.errors import SettingsError
+from app.errors import KafkaUnavailable, SettingsError
 from app.localstate import mark_clean_stop, open_local_state
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
+from kafka_security import KafkaSecurity
 
 # Faust picks its event loop from --loop or F_LOOP before importing us; the policy set here
 # makes the worker run on uvloop with no flag, before any loop is created.
@@ -28,10 +30,12 @@ class DetectorApp(faust.App):
     async def on_first_start(self) -> None:
         open_local_state(settings.data_dir, self.conf.tabledir)  # before any table is opened
         await super().on_first_start()
+        self.log.info("Kafka at %s, %s", settings.bootstrap, settings.security.describe())
         try:  # before the consumer joins the group: the first assignment must see every topic
             await ensure_topics(settings, [table.name for table in self.tables.values()])
-        except TopicError as exc:
-            print(f"fraud-detector: {exc}", file=sys.stderr, flush=True)
+        except (KafkaUnavailable, TopicError) as exc:
+            # the process's own stderr: Faust's worker logs what is written to sys.stderr
+            print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
         from app.agents import control  # defined with the agents, which import this module
 
@@ -50,9 +54,25 @@ class DetectorApp(faust.App):
             mark_clean_stop(settings.data_dir)
 
 
+def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
+    """The same TLS context and login as every other client's, in Faust's terms: Faust hands
+    them to each consumer and producer it makes (``credentials_to_aiokafka_auth``)."""
+    if security.protocol == "SASL_SSL" and security.password is not None:
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password.reveal(),
+            mechanism=security.mechanism,
+            ssl_context=security.ssl_context,
+        )
+    if security.ssl_context is not None:
+        return faust.SSLCredentials(security.ssl_context)
+    return None
+
+
 app = DetectorApp(
     settings.app_id,
     broker=settings.broker_url,
+    broker_credentials=broker_credentials(settings.security),
     store=settings.store,
     datadir=str(settings.data_dir),
     topic_partitions=settings.partitions,

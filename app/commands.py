@@ -24,7 +24,7 @@ from faust.cli import AppCommand, argument, option
 from app import models
 from app.app import app, settings
 from app.control import publish_threshold, threshold_cents
-from app.errors import SettingsError
+from app.errors import KafkaUnavailable, SettingsError
 from app.windowing import PairWindows
 
 JSON = option("--json", "as_json", is_flag=True, default=False, help="Print JSON for programs.")
@@ -106,7 +106,10 @@ async def set_threshold(self: AppCommand, dollars: str) -> None:
         cents = threshold_cents(dollars)
     except SettingsError as exc:
         raise SystemExit(f"set-threshold: {exc}") from None
-    await publish_threshold(settings, cents)
+    try:
+        await publish_threshold(settings, cents)
+    except KafkaUnavailable as exc:
+        raise SystemExit(f"set-threshold: {exc}") from None
     print(f"threshold set to {models.dollars(cents)} on {settings.control_topic}")
 
 

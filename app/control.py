@@ -14,10 +14,12 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from app import models
 from app.errors import SettingsError
 from app.settings import Settings
+from app.topics import kafka_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,14 @@ def threshold_cents(text: str) -> int:
 
 
 async def publish_threshold(settings: Settings, cents: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
-    await producer.start()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", **settings.security.client_options()
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise await kafka_unavailable(settings, exc) from None
     try:
         value = models.encode({"threshold": models.dollars(cents)})
         await producer.send_and_wait(settings.control_topic, key=THRESHOLD_KEY, value=value)
@@ -56,7 +64,9 @@ class ControlFollower:
     async def catch_up(self) -> None:
         """Start, and read every control record written so far."""
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False
+            bootstrap_servers=self.settings.bootstrap,
+            enable_auto_commit=False,
+            **self.settings.security.client_options(),
         )
         await self.consumer.start()
         partition = TopicPartition(self.settings.control_topic, 0)

@@ -9,6 +9,11 @@ class SettingsError(FraudError):
     """A setting from the environment is missing or invalid; the message names the variable."""
 
 
+class KafkaUnavailable(FraudError):
+    """Kafka cannot be reached, or refused this worker (its login, its TLS); the message says
+    which and what to check."""
+
+
 class BadRecord(FraudError):
     """An input record that cannot be used; ``reason`` is the dead-letter reason."""
 

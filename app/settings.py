@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from app.errors import SettingsError
+from kafka_security import SECURITY_HELP, KafkaSecurity, SecurityError
 
 _Getter: TypeAlias = Callable[[str], str]
 
@@ -22,6 +23,7 @@ GUARANTEES = ("at_least_once",)
 # name -> (default, help); the order is the order of the docs.
 SETTINGS_HELP: dict[str, tuple[str, str]] = {
     "KAFKA_BOOTSTRAP": ("localhost:9092", "Kafka bootstrap servers, host:port[,host:port]"),
+    **SECURITY_HELP,  # KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE
     "APP_ID": ("fraud-detector", "Faust app id: consumer group and internal topic prefix"),
     "TRANSACTIONS_TOPIC": ("transactions", "input topic of transaction lines"),
     "FRAUD_TOPIC": ("fraud", "output topic of alerts (JSON, keyed by alert_id)"),
@@ -68,6 +70,7 @@ class Settings:
     """Validated worker settings; build with :meth:`from_env`."""
 
     bootstrap: str
+    security: KafkaSecurity
     app_id: str
     transactions_topic: str
     fraud_topic: str
@@ -140,8 +143,13 @@ class Settings:
         ):
             if not get(name):
                 raise SettingsError(f"{name} must not be empty")
+        try:
+            security = KafkaSecurity.from_env(env)
+        except SecurityError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             bootstrap=get("KAFKA_BOOTSTRAP"),
+            security=security,
             app_id=get("APP_ID"),
             transactions_topic=get("TRANSACTIONS_TOPIC"),
             fraud_topic=get("FRAUD_TOPIC"),

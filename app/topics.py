@@ -16,8 +16,9 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from app.errors import FraudError
+from app.errors import FraudError, KafkaUnavailable
 from app.settings import Settings
+from kafka_security.failures import explain_refusal
 
 
 class TopicError(FraudError):
@@ -35,11 +36,15 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
     internal = {settings.pairs_topic: {}, settings.ticks_topic: {"retention.ms": "3600000"}}
     for table in tables:
         internal[changelog_topic(settings, table)] = {"cleanup.policy": "compact"}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, **settings.security.client_options()
+    )
     try:
         await admin.start()
     except KafkaError as exc:
-        raise TopicError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+        await admin.close()
+        # the worker's first connection: a refused login or certificate shows here
+        raise await kafka_unavailable(settings, exc) from None
     try:
         deadline = time.monotonic() + timeout
         created = False
@@ -75,6 +80,13 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
             )
     finally:
         await admin.close()
+
+
+async def kafka_unavailable(settings: Settings, exc: BaseException) -> KafkaUnavailable:
+    """The error for a client that could not start: the refused login or certificate if that
+    was it (one line, without the password), else the connection failure."""
+    refusal = await explain_refusal(settings.bootstrap, settings.security)
+    return KafkaUnavailable(refusal or f"cannot reach Kafka at {settings.bootstrap}: {exc}")
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

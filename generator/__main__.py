@@ -1,8 +1,9 @@
 """Command line of the transaction generator: `python -m generator` / `fraud-generator`.
 
-Turns flags (and the two Kafka environment variables) into a `GeneratorConfig` plus transport
-options, runs the send loop of `generator.runner`, and turns every expected failure into one
-line on stderr: exit 2 for a bad setting or an unreachable broker, 130 for a forced interrupt.
+Turns flags (and the Kafka environment variables: bootstrap, topic, security) into a
+`GeneratorConfig` plus transport options, runs the send loop of `generator.runner`, and turns
+every expected failure into one line on stderr: exit 2 for a bad setting, an unreachable broker
+or a refused login, 130 for a forced interrupt.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from generator.runner import RunStats, run
 from generator.sink import KafkaSink, Sink, StdoutSink
 from generator.stream import generate
 from generator.truth import GroundTruth, write_ground_truth
+from kafka_security import KafkaSecurity
+from kafka_security.arguments import add_security_arguments, security_from_args
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TOPIC = "transactions"
@@ -45,6 +48,7 @@ class RunOptions:
     """How to deliver the records: everything of a run that is not in `GeneratorConfig`."""
 
     bootstrap: str
+    security: KafkaSecurity
     topic: str
     rate: float
     to_stdout: bool
@@ -88,6 +92,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     out.add_argument("--no-progress", action="store_true", help="no progress display")
     out.add_argument("-v", "--verbose", action="store_true", help="show Kafka client logs")
+    add_security_arguments(parser.add_argument_group("Kafka security (TLS, SASL login)"))
 
     amount = parser.add_argument_group("how much and how fast")
     amount.add_argument(
@@ -201,6 +206,7 @@ def parse_args(
     """Flags to (config, options); a bad or contradictory flag exits through argparse (2)."""
     parser = build_parser(env)
     args = parser.parse_args(argv)
+    security = security_from_args(parser, args, env)
     count: int | None = args.count
     duration: float | None = None
     wall_seconds: float | None = None
@@ -242,6 +248,7 @@ def parse_args(
         parser.error(str(exc))
     options = RunOptions(
         bootstrap=args.bootstrap,
+        security=security,
         topic=args.topic,
         rate=args.rate,
         to_stdout=args.stdout,
@@ -271,7 +278,9 @@ async def run_generator(cfg: GeneratorConfig, options: RunOptions) -> int:
     sink: Sink = (
         StdoutSink()
         if options.to_stdout
-        else KafkaSink(options.bootstrap, options.topic, bulk=options.rate == 0)
+        else KafkaSink(
+            options.bootstrap, options.topic, bulk=options.rate == 0, security=options.security
+        )
     )
     truth = GroundTruth() if options.ground_truth is not None else None
     stats = RunStats()

@@ -20,6 +20,8 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from generator.errors import BrokerError
 from generator.stream import Record
+from kafka_security import PLAINTEXT, KafkaSecurity
+from kafka_security.failures import explain_refusal
 
 TOPIC_WAIT_SECONDS = 15.0
 # Big batches are what makes `--rate 0` fast; the broker's default message limit is 1 MiB.
@@ -114,9 +116,11 @@ class KafkaSink:
         *,
         bulk: bool = False,
         client_id: str = "fraud-generator",
+        security: KafkaSecurity = PLAINTEXT,
         producer_factory: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self._producer_factory = producer_factory
         self.topic = topic
         self.bulk = bulk
@@ -140,13 +144,16 @@ class KafkaSink:
             enable_idempotence=True,
             linger_ms=LINGER_MS,
             max_batch_size=MAX_BATCH_BYTES,
+            **self.security.client_options(),
         )
         try:
             await producer.start()
         except (KafkaError, OSError) as exc:
             await producer.stop()
+            refusal = await explain_refusal(self.bootstrap, self.security)
             raise BrokerError(
-                f"cannot reach Kafka at {self.bootstrap} ({_one_line(exc)}); is the broker"
+                refusal
+                or f"cannot reach Kafka at {self.bootstrap} ({_one_line(exc)}); is the broker"
                 " running? Set --bootstrap or KAFKA_BOOTSTRAP"
             ) from None
         try:

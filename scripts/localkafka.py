@@ -2,7 +2,10 @@
 
 The broker's jars are resolved once with Maven (scripts/kafka-jars/pom.xml) into
 .cache/kafka/<version>/libs; each broker keeps its config, data, logs and pid file in one data dir.
-Stdlib only, except `create_topics`, which uses aiokafka from the project's venv.
+With `secure=True` (`scripts/kafka --secure ...`) its client listener is SASL_SSL: TLS with a
+certificate made here by the `openssl` CLI, SCRAM-SHA-512 logins for the users in `SASL_USERS`.
+Stdlib only, except `create_topics` and the secure broker's readiness check, which use aiokafka
+and the project's kafka_security from the project's venv.
 Run `python scripts/localkafka.py --help` for the CLI (`scripts/kafka` wraps it).
 """
 
@@ -10,8 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ipaddress
+import logging
 import os
 import re
+import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -20,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +37,15 @@ REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "scripts" / "kafka-jars" / "pom.xml"
 CACHE_ROOT = REPO / ".cache" / "kafka"
 DEFAULT_DATA_DIR = REPO / ".run" / "kafka"
+DEFAULT_SECURE_DATA_DIR = REPO / ".run" / "kafka-secure"
 HOST = "127.0.0.1"
+# The secure broker's SCRAM users: the broker itself (and this script's admin client), and the
+# user the worker, generator and viewer log in as.
+ADMIN_USER = "admin"
+CLIENT_USER = "fraud"
+SASL_USERS = (ADMIN_USER, CLIENT_USER)
+SASL_MECHANISM = "SCRAM-SHA-512"
+CERTIFICATE_NAMES = (HOST, "localhost")
 
 T = TypeVar("T")
 
@@ -171,6 +187,121 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+OPENSSL_CONFIG = """\
+[req]
+distinguished_name = subject
+[subject]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[broker]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = {names}
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise LocalKafkaError("openssl not found on PATH: install it (Debian package 'openssl')")
+    result = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LocalKafkaError(
+            f"openssl {args[0]} failed: {(result.stdout + result.stderr).strip()}"
+        )
+
+
+def make_certificates(directory: Path, names: Sequence[str] = CERTIFICATE_NAMES) -> Path:
+    """A CA (`ca.pem`) and a broker certificate it signed for `names` (IP addresses and DNS
+    names), written once into `directory` with the openssl CLI; returns the CA's path.
+
+    `broker.pem` holds the broker's private key and its certificate chain, the one-file PEM key
+    store Kafka reads (`ssl.keystore.type=PEM`), readable by its owner only. The CA's key is
+    deleted once the broker's certificate is signed: nothing else can be signed by that CA.
+    """
+    ca = directory / "ca.pem"
+    if (directory / "broker.pem").exists():
+        return ca
+    directory.mkdir(parents=True, exist_ok=True)
+    alt_names = []
+    for name in names:
+        try:
+            alt_names.append(f"IP:{ipaddress.ip_address(name)}")
+        except ValueError:
+            alt_names.append(f"DNS:{name}")
+    (directory / "openssl.cnf").write_text(OPENSSL_CONFIG.format(names=", ".join(alt_names)))
+    old_umask = os.umask(0o077)  # the keys: owner only
+    try:
+        _openssl(
+            *("req", "-x509", "-config", "openssl.cnf", "-extensions", "ca", "-newkey", "rsa:2048"),
+            *("-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650"),
+            *("-subj", "/CN=fraud-detector local Kafka CA"),
+            cwd=directory,
+        )
+        _openssl(
+            *("req", "-new", "-config", "openssl.cnf", "-newkey", "rsa:2048", "-nodes"),
+            *("-keyout", "broker.key", "-out", "broker.csr", "-subj", f"/CN={names[0]}"),
+            cwd=directory,
+        )
+        _openssl(
+            *("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
+            *("-set_serial", f"0x{secrets.token_hex(16)}", "-days", "825", "-out", "broker.crt"),
+            *("-extfile", "openssl.cnf", "-extensions", "broker"),
+            cwd=directory,
+        )
+        chain = [(directory / name).read_text() for name in ("broker.key", "broker.crt", "ca.pem")]
+        (directory / "broker.tmp").write_text("".join(chain))
+        (directory / "broker.tmp").rename(directory / "broker.pem")  # complete or absent
+    finally:
+        os.umask(old_umask)
+        for name in ("ca.key", "broker.key", "broker.csr", "broker.crt", "openssl.cnf"):
+            (directory / name).unlink(missing_ok=True)
+    ca.chmod(0o644)  # the CA certificate is public: clients read it
+    return ca
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every failed connection; while polling for readiness, those are expected."""
+    logger = logging.getLogger("aiokafka")
+    handler = logging.NullHandler()
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+
+
+async def _answers_with_login(bootstrap: str, options: Mapping[str, Any], timeout: float) -> bool:
+    from aiokafka.client import AIOKafkaClient
+
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **options
+    )
+    try:
+        with _quiet_aiokafka():
+            await client.bootstrap()
+        return bool(client.cluster.brokers())
+    except Exception:  # aiokafka's own errors, OSError, TLS errors: not answering (yet)
+        return False
+    finally:
+        await client.close()
+
+
+def _import_kafka_security() -> None:
+    """Make the project's kafka_security importable when this file runs as a script."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
 LOG4J2_TEMPLATE = """\
 status = warn
 appender.server.type = RollingFile
@@ -192,7 +323,12 @@ logger.request.level = warn
 
 
 class LocalKafka:
-    """One single-node KRaft broker (broker + controller in one JVM) living in `data_dir`."""
+    """One single-node KRaft broker (broker + controller in one JVM) living in `data_dir`.
+
+    With `secure=True` the client listener is SASL_SSL (the controller's stays PLAINTEXT on
+    127.0.0.1): its certificate and CA are in `tls_dir`, the SCRAM users' passwords in files
+    under `users_dir`, made on first start; `client_env()` gives a client's settings.
+    """
 
     def __init__(
         self,
@@ -200,16 +336,73 @@ class LocalKafka:
         port: int = 9092,
         controller_port: int = 9093,
         libs: Path | None = None,
+        *,
+        secure: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.controller_port = controller_port
+        self.secure = secure
         self._libs = libs
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def users_dir(self) -> Path:
+        return self.data_dir / "users"
+
+    def password_file(self, user: str) -> Path:
+        return self.users_dir / f"{user}.password"
+
+    def client_env(self, user: str = CLIENT_USER) -> dict[str, str]:
+        """The environment of a worker, generator or viewer logging in as `user` (names as in
+        docs/settings.md; the password by file, never by value)."""
+        env = {"KAFKA_BOOTSTRAP": self.bootstrap}
+        if self.secure:
+            env |= {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": SASL_MECHANISM,
+                "KAFKA_SASL_USERNAME": user,
+                "KAFKA_SASL_PASSWORD_FILE": str(self.password_file(user)),
+                "KAFKA_SSL_CAFILE": str(self.ca_file),
+            }
+        return env
+
+    def client_options(self, user: str = ADMIN_USER) -> dict[str, Any]:
+        """aiokafka keyword arguments for a client of this broker (empty for a plaintext one)."""
+        if not self.secure:
+            return {}
+        _import_kafka_security()
+        from kafka_security import KafkaSecurity, SecurityError
+
+        try:
+            return KafkaSecurity.from_env(self.client_env(user)).client_options()
+        except SecurityError as error:
+            raise LocalKafkaError(f"{error}: start the broker of {self.data_dir} first") from None
+
+    def _passwords(self) -> dict[str, str]:
+        """Each SCRAM user's password, made once (random) and kept in a file only it can read."""
+        self.users_dir.mkdir(parents=True, exist_ok=True)
+        passwords = {}
+        for user in SASL_USERS:
+            path = self.password_file(user)
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(16) + "\n")
+            passwords[user] = path.read_text().strip()
+        return passwords
 
     @property
     def properties_path(self) -> Path:
@@ -250,15 +443,16 @@ class LocalKafka:
         """Write server.properties and the log4j2 config for this broker."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_TEMPLATE.format(logs=self.log_dir))
+        listener = "SASL_SSL" if self.secure else "PLAINTEXT"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "listeners": f"{listener}://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
+            "advertised.listeners": f"{listener}://{HOST}:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": listener,
+            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
             "log.dirs": str(self._storage_dir),
             "num.partitions": "8",
             "default.replication.factor": "1",
@@ -271,8 +465,34 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
         }
+        if self.secure:
+            settings |= self._secure_settings()
         text = "".join(f"{key}={value}\n" for key, value in settings.items())
-        self.properties_path.write_text("# Written by scripts/localkafka.py\n" + text)
+        # The secure broker's file holds its own login: readable by its owner only.
+        fd = os.open(self.properties_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# Written by scripts/localkafka.py\n" + text)
+
+    def _secure_settings(self) -> dict[str, str]:
+        make_certificates(self.tls_dir)
+        admin_password = self._passwords()[ADMIN_USER]
+        # The broker logs in to itself (transaction markers go through the broker listener) as
+        # the admin user. This file is the only place the password is written: Kafka does not
+        # log it (tests/integration/test_security.py reads the logs for it).
+        login = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_USER}" password="{admin_password}";'
+        )
+        return {
+            "sasl.enabled.mechanisms": SASL_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+            f"listener.name.sasl_ssl.{SASL_MECHANISM.lower()}.sasl.jaas.config": login,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.tls_dir / "broker.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca_file),
+            "ssl.client.auth": "none",
+        }
 
     def _run_tool(self, *args: str) -> str:
         command = [self._java(), "-cp", self._classpath(), "kafka.tools.StorageTool", *args]
@@ -288,7 +508,15 @@ class LocalKafka:
         if (self._storage_dir / "meta.properties").exists():
             return
         cluster_id = self._run_tool("random-uuid").splitlines()[-1]
-        self._run_tool("format", "--standalone", "-t", cluster_id, "-c", str(self.properties_path))
+        scram = []
+        # KRaft takes SCRAM users at format time, before any login is possible. StorageTool
+        # reads them from its command line only: they are on it for the second it runs.
+        if self.secure:
+            for user, password in self._passwords().items():
+                scram += ["--add-scram", f"{SASL_MECHANISM}=[name={user},password={password}]"]
+        self._run_tool(
+            "format", "--standalone", "-t", cluster_id, "-c", str(self.properties_path), *scram
+        )
 
     def pid(self) -> int | None:
         """The pid of this data dir's broker if it is running, else None."""
@@ -308,6 +536,13 @@ class LocalKafka:
 
     def start(self, timeout: float = 120.0) -> None:
         """Start the broker in the background and return once it answers Kafka requests."""
+        if self.secure:
+            try:
+                import aiokafka  # noqa: F401
+            except ImportError:
+                raise LocalKafkaError(
+                    "a secure broker's readiness check logs in with aiokafka: run `make venv`"
+                ) from None
         if self.pid() is not None:
             if self._wait_ready(timeout):
                 return
@@ -355,12 +590,20 @@ class LocalKafka:
                 f"--- {self.stdout_log}\n{_tail(self.stdout_log, 15)}"
             )
 
+    def answers(self, timeout: float = 2.0) -> bool:
+        """True when the broker answers a metadata request (the secure one: after the admin's
+        login over TLS) listing a live broker."""
+        if not self.secure:
+            return kafka_answers(HOST, self.port, timeout)
+        options = self.client_options(ADMIN_USER)
+        return _run_sync(_answers_with_login(self.bootstrap, options, timeout))
+
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid() is None:
                 return False
-            if kafka_answers(HOST, self.port):
+            if self.answers():
                 return True
             time.sleep(0.25)
         return False
@@ -392,8 +635,9 @@ class LocalKafka:
         pid = self.pid()
         if pid is None:
             return f"stopped ({self.data_dir})"
-        state = "answering" if kafka_answers(HOST, self.port) else "NOT answering"
-        return f"running, pid {pid}, {state} on {self.bootstrap} ({self.data_dir})"
+        state = "answering" if self.answers() else "NOT answering"
+        listener = " (SASL_SSL)" if self.secure else ""
+        return f"running, pid {pid}, {state} on {self.bootstrap}{listener} ({self.data_dir})"
 
 
 def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -414,13 +658,16 @@ async def _create_topics(
     topics: Mapping[str, int],
     configs: Mapping[str, str],
     timeout: float,
+    client_options: Mapping[str, Any],
 ) -> list[str]:
     try:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     except ImportError as error:
         raise LocalKafkaError("creating topics needs aiokafka: run `make venv` first") from error
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **client_options
+    )
     try:
         await admin.start()
     except Exception as error:  # aiokafka raises its own KafkaError subclasses
@@ -468,13 +715,16 @@ def create_topics(
     topics: Mapping[str, int],
     configs: Mapping[str, str] | None = None,
     timeout: float = 30.0,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics {name: partitions} that do not exist yet (replication factor 1).
 
     Existing topics are fine if their partition count matches. Returns the names created.
+    `client_options` are the admin client's security options (`LocalKafka.client_options()`).
     Needs aiokafka (the project's venv); works from sync code and from inside an event loop.
     """
-    return _run_sync(_create_topics(bootstrap, topics, configs or {}, timeout))
+    coroutine = _create_topics(bootstrap, topics, configs or {}, timeout, client_options or {})
+    return _run_sync(coroutine)
 
 
 def project_topics(env: Mapping[str, str] = os.environ) -> dict[str, int]:
@@ -500,7 +750,14 @@ commands:
   create-topics  create the project's topics if missing: TRANSACTIONS_TOPIC (transactions),
                  FRAUD_TOPIC (fraud), DLQ_TOPIC (transactions-dlq), each with
                  TOPIC_PARTITIONS (8) partitions
+  client-env     print a client's settings as shell exports (with --secure: the SASL_SSL login
+                 of the user 'fraud', its password by file): eval "$(scripts/kafka --secure
+                 client-env)" before starting a worker, the generator or the viewer
   jars           only resolve the broker's jars into .cache/kafka (with mvn)
+
+--secure: a broker whose client port speaks SASL_SSL (SCRAM-SHA-512 over TLS; certificates made
+with openssl, passwords made at random, all in the data dir, default <repo>/.run/kafka-secure).
+Pass it to every command for that broker.
 """
 
 
@@ -512,10 +769,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", choices=["start", "stop", "status", "logs", "create-topics", "jars"]
+        "command",
+        choices=["start", "stop", "status", "logs", "create-topics", "client-env", "jars"],
     )
     parser.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="default: <repo>/.run/kafka"
+        "--secure", action="store_true", help="a broker with a SASL_SSL listener (see below)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="default: <repo>/.run/kafka, with --secure <repo>/.run/kafka-secure",
     )
     parser.add_argument(
         "--port",
@@ -532,7 +795,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--lines", type=int, default=50, help="logs: lines to show")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
     args = parser.parse_args(argv)
-    kafka = LocalKafka(args.data_dir, args.port, args.controller_port)
+    data_dir = args.data_dir or (DEFAULT_SECURE_DATA_DIR if args.secure else DEFAULT_DATA_DIR)
+    kafka = LocalKafka(data_dir, args.port, args.controller_port, secure=args.secure)
     try:
         if args.command == "jars":
             print(ensure_jars())
@@ -541,8 +805,15 @@ def main(argv: list[str] | None = None) -> int:
             was_running = kafka.pid() is not None
             kafka.start()
             verb = "already running" if was_running else "started"
-            print(f"kafka {verb} on {kafka.bootstrap} in {time.monotonic() - started:.1f}s")
+            listener = f" (SASL_SSL, {SASL_MECHANISM})" if kafka.secure else ""
+            took = time.monotonic() - started
+            print(f"kafka {verb} on {kafka.bootstrap}{listener} in {took:.1f}s")
             print(f"logs: {kafka.server_log}")
+            if kafka.secure:
+                same = [f"--port {args.port}"] if args.port != 9092 else []
+                same += [f"--data-dir {shlex.quote(str(args.data_dir))}"] if args.data_dir else []
+                command = " ".join(["scripts/kafka --secure", *same, "client-env"])
+                print(f'client settings: eval "$({command})"')
         elif args.command == "stop":
             kafka.stop()
             print("kafka stopped")
@@ -550,17 +821,20 @@ def main(argv: list[str] | None = None) -> int:
             print(kafka.status())
             if kafka.pid() is None:
                 return 3
-            return 0 if kafka_answers(HOST, kafka.port) else 1
+            return 0 if kafka.answers() else 1
         elif args.command == "logs":
             if args.follow:
                 os.execvp("tail", ["tail", "-n", str(args.lines), "-F", str(kafka.server_log)])
             print(_tail(kafka.server_log, args.lines))
         elif args.command == "create-topics":
             topics = project_topics()
-            created = create_topics(kafka.bootstrap, topics)
+            created = create_topics(kafka.bootstrap, topics, client_options=kafka.client_options())
             for name, partitions in topics.items():
                 state = "created" if name in created else "exists"
                 print(f"topic {name}: {partitions} partitions ({state})")
+        elif args.command == "client-env":
+            for name, value in kafka.client_env().items():
+                print(f"export {name}={shlex.quote(value)}")
     except LocalKafkaError as error:
         print(f"kafka: {error}", file=sys.stderr)
         return 1

@@ -10,8 +10,10 @@ from __future__ import annotations
 import atexit
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,11 +39,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.broker)
 
 
-@pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    """A broker of this test session only; `.bootstrap` is "127.0.0.1:PORT"."""
-    port, controller_port = free_ports(2)
-    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), port, controller_port)
+@contextmanager
+def running(broker: LocalKafka) -> Iterator[LocalKafka]:
+    """Start `broker` and always stop it; a broker that cannot start fails the test, saying why."""
     atexit.register(broker.stop)  # also when the session dies before the finalizer runs
     try:
         broker.start()
@@ -53,11 +53,20 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A broker of this test session only; `.bootstrap` is "127.0.0.1:PORT"."""
+    port, controller_port = free_ports(2)
+    with running(LocalKafka(tmp_path_factory.mktemp("kafka"), port, controller_port)) as broker:
+        yield broker
+
+
 class TopicFactory:
     """Creates uniquely named topics, so each test has its own and tests never see each other."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, client_options: Mapping[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.client_options = client_options or {}  # a secure broker's admin login
 
     def create(self, partitions: int = 8, **names: str) -> dict[str, str]:
         """Create one topic per role=base_name (default: the project's three topics).
@@ -66,7 +75,8 @@ class TopicFactory:
         """
         suffix = uuid.uuid4().hex[:8]
         unique = {role: f"{base}-{suffix}" for role, base in (names or PROJECT_ROLES).items()}
-        create_topics(self.bootstrap, dict.fromkeys(unique.values(), partitions))
+        topics = dict.fromkeys(unique.values(), partitions)
+        create_topics(self.bootstrap, topics, client_options=self.client_options)
         return unique
 
 

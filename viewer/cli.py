@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kafka_security import PLAINTEXT, KafkaSecurity
+from kafka_security.arguments import add_security_arguments, security_from_args
+
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TOPIC = "fraud"
 DEFAULT_DLQ_TOPIC = "transactions-dlq"
@@ -30,6 +33,7 @@ class ViewerSettings:
     """Validated viewer settings; build with :func:`parse_settings`."""
 
     bootstrap: str = DEFAULT_BOOTSTRAP
+    security: KafkaSecurity = PLAINTEXT
     topic: str = DEFAULT_TOPIC
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     from_beginning: bool = False
@@ -91,7 +95,8 @@ def _positive_seconds(value: str) -> float:
 
 
 def add_kafka_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """``--bootstrap`` and ``--topic`` (the alert topic), shared with ``fraud-verify``."""
+    """``--bootstrap``, ``--topic`` (the alert topic) and the security flags, shared with
+    ``fraud-verify``; read the security ones with ``security_from_args``."""
     parser.add_argument(
         "--bootstrap",
         metavar="HOST:PORT[,...]",
@@ -105,6 +110,7 @@ def add_kafka_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
         default=env.get("FRAUD_TOPIC") or DEFAULT_TOPIC,
         help=f"topic of alert records [env: FRAUD_TOPIC, default: {DEFAULT_TOPIC}]",
     )
+    add_security_arguments(parser.add_argument_group("Kafka security (TLS, SASL login)"))
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -191,7 +197,9 @@ def parse_settings(
 
     An invalid value in the environment is reported like a bad flag, naming the flag.
     """
-    args = build_parser(env).parse_args(argv)
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    security = security_from_args(parser, args, env)
     if args.json:
         output = OutputMode.JSON
     elif args.plain or not stdout_is_terminal:
@@ -200,6 +208,7 @@ def parse_settings(
         output = OutputMode.LIVE
     return ViewerSettings(
         bootstrap=args.bootstrap,
+        security=security,
         topic=args.topic,
         dlq_topic=args.dlq_topic,
         from_beginning=args.from_beginning,

@@ -22,6 +22,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from kafka_security import PLAINTEXT, KafkaSecurity
+from kafka_security.failures import explain_refusal
 from viewer.errors import BrokerUnavailable, TopicNotFound
 from viewer.escaping import printable
 
@@ -139,11 +141,16 @@ async def _partitions(admin: Any, topic: str, bootstrap: str, hint: str = _FRAUD
 
 
 @asynccontextmanager
-async def _session(bootstrap: str, warn: Warn) -> AsyncIterator[tuple[Any, Any, KafkaLogRelay]]:
+async def _session(
+    bootstrap: str, security: KafkaSecurity, warn: Warn
+) -> AsyncIterator[tuple[Any, Any, KafkaLogRelay]]:
     """A started admin client and consumer (no group, read_committed), stopped on the way out."""
     with relay_kafka_logs(warn) as relay:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id=CLIENT_ID, request_timeout_ms=15_000
+            bootstrap_servers=bootstrap,
+            client_id=CLIENT_ID,
+            request_timeout_ms=15_000,
+            **security.client_options(),
         )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -155,6 +162,7 @@ async def _session(bootstrap: str, warn: Warn) -> AsyncIterator[tuple[Any, Any, 
             # viewer lagged): read what is left rather than skip to the end.
             auto_offset_reset="earliest",
             request_timeout_ms=15_000,
+            **security.client_options(),
         )
         async with AsyncExitStack() as stack:
             # Both are safe to close after a failed start, and must be, or aiokafka warns
@@ -165,8 +173,10 @@ async def _session(bootstrap: str, warn: Warn) -> AsyncIterator[tuple[Any, Any, 
                 await admin.start()
                 await consumer.start()
             except KafkaConnectionError:
+                refusal = await explain_refusal(bootstrap, security)
                 raise BrokerUnavailable(
-                    f"cannot reach Kafka at {bootstrap}: is the broker running? "
+                    refusal
+                    or f"cannot reach Kafka at {bootstrap}: is the broker running? "
                     "(set --bootstrap or KAFKA_BOOTSTRAP)"
                 ) from None
             except KafkaError as err:
@@ -180,6 +190,7 @@ async def follow(
     *,
     from_beginning: bool,
     warn: Warn,
+    security: KafkaSecurity = PLAINTEXT,
     also: Sequence[str] = (),
     refresh_s: float = 30.0,
     poll_ms: int = 500,
@@ -195,7 +206,7 @@ async def follow(
     reported through ``warn``. Use it under :func:`contextlib.aclosing` so the consumer is
     stopped when the caller stops early.
     """
-    async with _session(bootstrap, warn) as (admin, consumer, relay):
+    async with _session(bootstrap, security, warn) as (admin, consumer, relay):
         found = await _topic_partitions(admin, bootstrap)
         if not found.get(topic):
             raise _missing(topic, bootstrap, _FRAUD_HINT)
@@ -290,6 +301,7 @@ async def read_to_end(
     topic: str,
     *,
     warn: Warn,
+    security: KafkaSecurity = PLAINTEXT,
     progress: Progress | None = None,
     poll_ms: int = 500,
 ) -> AsyncGenerator[RawRecord, None]:
@@ -298,7 +310,7 @@ async def read_to_end(
     The end is the last stable offset of each partition (``read_committed``), so the read ends
     even while the worker keeps writing. ``progress`` hears (read, total) as the read goes on.
     """
-    async with _session(bootstrap, warn) as (admin, consumer, relay):
+    async with _session(bootstrap, security, warn) as (admin, consumer, relay):
         numbers = await _partitions(
             admin, topic, bootstrap, "check --topic / FRAUD_TOPIC and --bootstrap"
         )
@@ -335,6 +347,7 @@ async def fetch_timestamps(
     wanted: Iterable[tuple[int, int]],
     *,
     warn: Warn,
+    security: KafkaSecurity = PLAINTEXT,
     poll_ms: int = 500,
     timeout_s: float = 30.0,
 ) -> dict[tuple[int, int], int]:
@@ -348,7 +361,7 @@ async def fetch_timestamps(
     found: dict[tuple[int, int], int] = {}
     if not by_partition:
         return found
-    async with _session(bootstrap, warn) as (admin, consumer, _relay):
+    async with _session(bootstrap, security, warn) as (admin, consumer, _relay):
         existing = await _partitions(
             admin, topic, bootstrap, "check --transactions-topic / TRANSACTIONS_TOPIC"
         )

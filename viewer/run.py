@@ -87,6 +87,7 @@ def kafka_records(settings: ViewerSettings, warn: Warn) -> AsyncGenerator[Fetche
     return follow(
         settings.bootstrap,
         settings.topic,
+        security=settings.security,
         from_beginning=settings.from_beginning,
         warn=warn,
         also=also,

@@ -26,6 +26,8 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kafka_security import PLAINTEXT, KafkaSecurity
+from kafka_security.arguments import security_from_args
 from viewer.alerts import parse_record
 from viewer.cli import DEFAULT_BOOTSTRAP, DEFAULT_TOPIC, add_kafka_arguments, topic_name
 from viewer.errors import BadRecord, ViewerError
@@ -62,6 +64,7 @@ class ExitCode(IntEnum):
 class VerifySettings:
     ground_truth: Path
     bootstrap: str = DEFAULT_BOOTSTRAP
+    security: KafkaSecurity = PLAINTEXT
     topic: str = DEFAULT_TOPIC
     transactions_topic: str = DEFAULT_TRANSACTIONS_TOPIC
     size_ms: int = DEFAULT_SIZE_S * 1000
@@ -136,6 +139,7 @@ def parse_settings(
 ) -> VerifySettings:
     parser = _parser(env)
     args = parser.parse_args(argv)
+    security = security_from_args(parser, args, env)
     if args.window_size % args.window_slide:
         parser.error(
             f"--window-size {args.window_size / 1000:g} must be a multiple of "
@@ -144,6 +148,7 @@ def parse_settings(
     return VerifySettings(
         ground_truth=args.ground_truth,
         bootstrap=args.bootstrap,
+        security=security,
         topic=args.topic,
         transactions_topic=args.transactions_topic,
         size_ms=args.window_size,
@@ -214,7 +219,9 @@ async def collect(settings: VerifySettings, warn: Warn, progress: ReadProgress) 
     """The alert topic read to its end, and the Kafka timestamps of the crossing transactions."""
     log = AlertLog()
     step = progress.step(f"reading {printable(settings.topic)}")
-    records = read_to_end(settings.bootstrap, settings.topic, warn=warn, progress=step)
+    records = read_to_end(
+        settings.bootstrap, settings.topic, security=settings.security, warn=warn, progress=step
+    )
     async with aclosing(records):
         async for raw in records:
             if raw.value is None:
@@ -241,7 +248,11 @@ async def look_up_processing(
         step(0, len(wanted))
     try:
         stamps = await fetch_timestamps(
-            settings.bootstrap, settings.transactions_topic, wanted, warn=warn
+            settings.bootstrap,
+            settings.transactions_topic,
+            wanted,
+            security=settings.security,
+            warn=warn,
         )
     except ViewerError as err:
         warn(f"processing latency unknown: {err}")

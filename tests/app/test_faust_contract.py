@@ -10,9 +10,13 @@ import inspect
 import pytest
 from faust.stores import rocksdb
 from faust.tables.base import Collection
+from faust.transport import producer as base_producer
 from faust.transport.consumer import Consumer
+from faust.transport.drivers import aiokafka as driver
 
 from app import app, settings
+from app.app import broker_credentials
+from kafka_security import KafkaSecurity
 
 
 def test_the_rocksdb_store_runs_on_rocksdict() -> None:
@@ -42,3 +46,48 @@ def test_the_worker_runs_on_uvloop() -> None:
     import uvloop
 
     assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"KAFKA_SECURITY_PROTOCOL": "SSL"},
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+            "KAFKA_SASL_USERNAME": "fraud",
+            "KAFKA_SASL_PASSWORD": "pw",
+        },
+    ],
+)
+def test_faust_gives_its_clients_the_options_every_other_client_gets(env: dict[str, str]) -> None:
+    security = KafkaSecurity.from_env(env)
+    faust_options = driver.credentials_to_aiokafka_auth(broker_credentials(security))
+    assert faust_options == security.client_options()
+
+
+def _flat(function: object) -> str:
+    return "".join(inspect.getsource(function).split())  # type: ignore[arg-type]
+
+
+def test_every_kafka_client_faust_makes_gets_the_credentials() -> None:
+    # The worker's and a client-only app's consumers, the producer (also the threaded and the
+    # transactional ones), and topic creation, which goes through the producer's client.
+    auth = "credentials_to_aiokafka_auth(conf.broker_credentials,conf.ssl_context)"
+    for make in (
+        driver.AIOKafkaConsumerThread._create_worker_consumer,
+        driver.AIOKafkaConsumerThread._create_client_consumer,
+    ):
+        assert auth in _flat(make) and "**auth_settings" in _flat(make)
+    assert "self.credentials=conf.broker_credentials" in _flat(base_producer.Producer.__init__)
+    assert "credentials_to_aiokafka_auth(self.credentials" in _flat(driver.Producer._settings_auth)
+    assert "**self._settings_auth()" in _flat(driver.Producer._new_producer)
+    assert "**self._default_producer._settings_auth()" in _flat(
+        driver.ThreadedProducer._new_producer
+    )
+    assert "producer.client," in _flat(driver.Producer.create_topic)
+    module = inspect.getsource(driver)
+    assert module.count("aiokafka.AIOKafkaConsumer(") == 2
+    assert module.count("aiokafka.AIOKafkaProducer(") + module.count("self._producer_type(") == 2
+    assert "AIOKafkaClient(" not in module and "AIOKafkaAdminClient(" not in module

@@ -43,6 +43,8 @@ def test_defaults() -> None:
         ({"PROCESSING_GUARANTEE": "exactly_once"}, "exactly_once is not supported: Faust's"),
         ({"STORE": "redis://"}, "STORE='redis://' must be rocksdb:// or memory://"),
         ({"APP_ID": " "}, "APP_ID must not be empty"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "SASL_SSL needs KAFKA_SASL_USERNAME"),
+        ({"KAFKA_SASL_MECHANISM": "MD5"}, "KAFKA_SASL_MECHANISM='MD5' must be one of"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -52,21 +54,65 @@ def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> No
 
 
 def test_every_setting_is_documented() -> None:
-    docs = (REPO / "docs" / "settings.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (REPO / "docs" / "settings.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
     for name, (default, _) in SETTINGS_HELP.items():
-        assert f"`{name}`" in docs, name
-        assert f"`{default}`" in docs, (name, default)
+        assert f"`{name}`" in rows, name
+        shown = f"| `{default}` |" if default else "| (unset) |"
+        assert shown in rows[f"`{name}`"], (name, default)
 
 
-def test_the_worker_stops_with_one_line_on_a_bad_setting() -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker"],
+def test_the_settings_carry_the_kafka_security_but_never_show_the_password() -> None:
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "fraud",
+        "KAFKA_SASL_PASSWORD": "pw-in-env-4d2c",
+    }
+    settings = Settings.from_env(env)
+    assert settings.security.describe() == "SASL_SSL (SCRAM-SHA-512 as 'fraud')"
+    assert settings.security.client_options()["sasl_plain_password"] == "pw-in-env-4d2c"
+    assert "pw-in-env-4d2c" not in repr(settings)
+    assert Settings.from_env({}).security.protocol == "PLAINTEXT"
+
+
+def faust_worker(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``faust -A app worker ARGS`` from the repository with ``env`` on top of ours."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "faust"), "-A", "app", "worker", *args],
         cwd=REPO,
-        env={**os.environ, "WINDOW_SIZE": "500"},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_worker_stops_with_one_line_on_a_bad_security_setting() -> None:
+    result = faust_worker(env={"KAFKA_SASL_USERNAME": "fraud", "KAFKA_SASL_PASSWORD": "pw-3b9e"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "fraud-detector: bad setting: a SASL user or password is set, but "
+        "KAFKA_SECURITY_PROTOCOL=PLAINTEXT sends no login: set KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+    )
+    assert "pw-3b9e" not in result.stdout + result.stderr
+
+
+def test_the_worker_help_shows_no_secret() -> None:
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "fraud",
+        "KAFKA_SASL_PASSWORD": "pw-5e0a",
+    }
+    result = faust_worker("--help", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "pw-5e0a" not in result.stdout + result.stderr
+
+
+def test_the_worker_stops_with_one_line_on_a_bad_setting() -> None:
+    result = faust_worker(env={"WINDOW_SIZE": "500"})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "fraud-detector: bad setting: WINDOW_SIZE=500 must be a multiple of WINDOW_SLIDE=120"

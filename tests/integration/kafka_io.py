@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,10 +24,13 @@ async def produce(
     topic: str,
     records: Iterable[tuple[bytes | None, bytes | None]],
     partitions: Iterable[int | None] | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[Written]:
     """Send (key, value) records in order, to the given partitions or by key; return where each
-    landed."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    landed. ``client_options``: a secure broker's login (``LocalKafka.client_options()``)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **(client_options or {})
+    )
     await producer.start()
     try:
         pending = []
@@ -52,9 +55,12 @@ async def read_until(
     *,
     timeout: float,
     what: str,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[Written]:
     """Read ``topic`` from the beginning until ``done(records)``; fail after ``timeout``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **(client_options or {})
+    )
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)

@@ -29,11 +29,13 @@ class Pipeline:
 
     def __init__(self, kafka: LocalKafka, topics: TopicFactory, root: Path) -> None:
         self.bootstrap = kafka.bootstrap
+        # The test's own clients log in to a secure broker as its admin, the workers as 'fraud'.
+        self.client_options = kafka.client_options()
         self.topics = topics.create(partitions=8)
         self.root = root
         app_id = f"fraud-{uuid.uuid4().hex[:8]}"
         self.env = {
-            "KAFKA_BOOTSTRAP": kafka.bootstrap,
+            **kafka.client_env(),  # KAFKA_BOOTSTRAP, and a secure broker's login
             "APP_ID": app_id,
             "CONTROL_TOPIC": f"{app_id}-control",  # a threshold set in one test stays there
             "TRANSACTIONS_TOPIC": self.topics["transactions"],
@@ -58,7 +60,9 @@ class Pipeline:
     async def send(self, cfg: GeneratorConfig) -> list[Written]:
         """Send the generator's records, then close every window (see close_windows)."""
         records = [(r.key, r.value) for r in generate(cfg)]
-        written = await produce(self.bootstrap, self.topics["transactions"], records)
+        written = await produce(
+            self.bootstrap, self.topics["transactions"], records, client_options=self.client_options
+        )
         return written + await self.close_windows(written, keyed=cfg.keyed)
 
     async def close_windows(self, written: list[Written], *, keyed: bool = True) -> list[Written]:
@@ -75,7 +79,11 @@ class Pipeline:
             key = pair.encode() if keyed else None
             records.append((key, f"{at};{pair.replace(':', ';')};0.01".encode()))
         return await produce(
-            self.bootstrap, self.topics["transactions"], records, partitions=range(8)
+            self.bootstrap,
+            self.topics["transactions"],
+            records,
+            partitions=range(8),
+            client_options=self.client_options,
         )
 
     async def wait_for(self, expected: Expected) -> tuple[list[Written], list[Written]]:
@@ -100,6 +108,7 @@ class Pipeline:
                 complete,
                 timeout=TIMEOUT,
                 what=f"{len(expected.closed)} window_closed alerts",
+                client_options=self.client_options,
             )
             dlq = await read_until(
                 self.bootstrap,
@@ -107,6 +116,7 @@ class Pipeline:
                 all_dead,
                 timeout=TIMEOUT,
                 what=f"{len(expected.dead)} dead letters",
+                client_options=self.client_options,
             )
         except AssertionError as error:
             missing = sorted(set(expected.dead.items()) - set(dead_letters(read).items()))[:20]

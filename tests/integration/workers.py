@@ -2,10 +2,12 @@
 
 Each worker gets an ordinal name (``fraud-worker-N``), its own data dir and web port, and the
 shared settings; ``faust -A app worker -l info`` runs as a child process with its log in a file.
+:func:`run_process` runs the other programs (generator, viewer, operator commands) to their end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,12 +16,43 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 FAUST = Path(sys.executable).parent / "faust"
+
+
+class Finished(NamedTuple):
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+async def run_process(
+    command: Sequence[str], env: Mapping[str, str], timeout: float = 120.0
+) -> Finished:
+    """Run ``command`` from the repository with ``env`` on top of this environment (and this
+    checkout first on the import path) until it exits; fail if it runs past ``timeout``."""
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"{command} still running after {timeout:.0f}s") from None
+    assert process.returncode is not None
+    return Finished(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
 
 
 class WorkerProcess:
@@ -140,6 +173,16 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def exit_code(self, timeout: float) -> int:
+        """Wait for the worker to stop by itself (a start-up error); its exit code."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.name} still running after {timeout:.0f}s:\n{self.log_text()[-3000:]}"
+            ) from None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
