@@ -91,15 +91,19 @@ class Pipeline:
         it names as many distinct source positions as dead letters are expected (a replay after
         a crash or a rebalance repeats some: counting records would stop too early)."""
 
+        missing: list[str] = []  # what the read in progress lacks, to name it on a timeout
+
         def complete(records: list[Written]) -> bool:
             closed = alerts_by_kind(records, "window_closed")
-            return set(expected.closed) <= set(closed)
-
-        read: list[Written] = []  # the DLQ records so far, to name the missing on a timeout
+            missing[:] = [f"window_closed {i}" for i in sorted(set(expected.closed) - set(closed))]
+            return not missing
 
         def all_dead(records: list[Written]) -> bool:
-            read[:] = records
-            return len(dead_letters(records)) >= len(expected.dead)
+            got = dead_letters(records)
+            missing[:] = [
+                f"dead letter {d}" for d in sorted(set(expected.dead.items()) - set(got.items()))
+            ]
+            return len(got) >= len(expected.dead)
 
         try:
             fraud = await read_until(
@@ -119,11 +123,9 @@ class Pipeline:
                 client_options=self.client_options,
             )
         except AssertionError as error:
-            missing = sorted(set(expected.dead.items()) - set(dead_letters(read).items()))[:20]
             logs = "\n".join(w.log_text()[-2000:] for w in self.workers)
             raise AssertionError(
-                f"{error}\ndead letters missing (partition, offset, reason): {missing}"
-                f"\nworker logs:\n{logs}"
+                f"{error}\nmissing ({len(missing)}): {missing[:20]}\nworker logs:\n{logs}"
             ) from None
         return fraud, dlq
 
