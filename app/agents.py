@@ -9,13 +9,11 @@ TOPIC_PARTITIONS partitions and are read by one agent, so Faust assigns partitio
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from faust.types import TP, EventT
 
 from app.app import app, settings
-from app.continuity import Continuity, Verdict
 from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
@@ -66,7 +64,6 @@ detector = Detector(
 
 
 control = ControlFollower(settings, detector.set_threshold)
-continuity = Continuity(patience=10.0, now=time.monotonic)
 
 
 @app.task  # type: ignore[untyped-decorator]
@@ -83,8 +80,6 @@ async def detect(stream: Any) -> None:
     event: EventT[Any]
     async for event in stream.events():
         message = event.message
-        if message.topic != settings.ticks_topic and not await _follows_on(message):
-            continue
         try:
             if message.topic == settings.transactions_topic:
                 await detector.on_transaction(
@@ -102,40 +97,6 @@ async def detect(stream: Any) -> None:
             log.warning(
                 "skipped %s/%d@%d: %s", message.topic, message.partition, message.offset, fenced
             )
-
-
-async def _committed(actives: set[TP]) -> dict[Any, int]:
-    """The group's committed offsets of the input partitions now assigned (none if unknown)."""
-    inputs = {settings.transactions_topic, settings.pairs_topic}
-    if not any(tp.topic in inputs for tp in actives):
-        return {}
-    try:
-        offsets = await app.consumer.seek_to_committed()  # type: ignore[attr-defined]  # on Consumer
-    except Exception as exc:  # an assignment moving on: the first records decide
-        log.warning("committed offsets not read at the assignment: %s", exc)
-        return {}
-    return {
-        (tp.topic, tp.partition): offset
-        for tp, offset in offsets.items()
-        if tp.topic in inputs and offset is not None
-    }
-
-
-async def _follows_on(message: Any) -> bool:
-    """False for a record from beyond offsets the consumer never delivered (see continuity)."""
-    verdict = continuity.admit((message.topic, message.partition), message.offset)
-    if verdict is Verdict.SEEK:
-        detector.counts["input_jumps"] += 1
-        missing = continuity.missing((message.topic, message.partition))
-        log.error(
-            "%s/%d: offsets %d to %d were never delivered; reading them again",
-            message.topic,
-            message.partition,
-            missing,
-            message.offset - 1,
-        )
-        await app.consumer.seek(message.tp, missing)
-    return verdict is Verdict.PROCESS
 
 
 @app.timer(interval=0.5)  # type: ignore[untyped-decorator]
@@ -166,4 +127,3 @@ async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     actives = app.assignor.assigned_actives()
     owned = {tp.partition for tp in actives if tp.topic == settings.transactions_topic}
     detector.on_rebalance((), assigned=owned)
-    continuity.reset(await _committed(actives))

@@ -12,7 +12,6 @@ COUNTERS = {
     "processed": ("fraud_transactions_processed_total", "Transactions added to windows"),
     "late": ("fraud_late_total", "Transactions whose windows had all closed"),
     "duplicates_skipped": ("fraud_duplicates_skipped_total", "Replayed records recognised"),
-    "input_jumps": ("fraud_input_jumps_total", "Offsets the consumer skipped, sought back"),
 }
 LABELLED = (
     ("alerts_", "fraud_alerts_total", "kind", "Alerts written to the fraud topic"),

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from localkafka import LocalKafka, free_ports
 
 from generator import GeneratorConfig, generate
@@ -118,12 +117,6 @@ async def test_broker_restart_mid_run(tmp_path: Path) -> None:
         broker.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a worker resumed after the session timeout can still deliver changelog records it "
-    "buffered before the stop, and Faust can stop fetching after the rebalance it causes "
-    "(docs/semantics.md, Faust defects): it fails in some runs",
-)
 async def test_a_frozen_worker_emits_nothing_stale(pipeline: Pipeline) -> None:
     pipeline.env["KAFKA_SESSION_TIMEOUT"] = "8"
     workers = [pipeline.worker(i) for i in range(2)]
