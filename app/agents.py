@@ -26,6 +26,7 @@ pair_windows = app.Table(
     key_type=bytes,
     value_type=bytes,
     help="Open sliding-window panes per (sender, receiver) pair, and each partition's watermark",
+    options=settings.rocksdb_options,
 )
 
 fraud_topic = app.topic(settings.fraud_topic, key_type=bytes, value_type=bytes)

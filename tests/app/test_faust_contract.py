@@ -91,3 +91,14 @@ def test_every_kafka_client_faust_makes_gets_the_credentials() -> None:
     assert module.count("aiokafka.AIOKafkaConsumer(") == 2
     assert module.count("aiokafka.AIOKafkaProducer(") + module.count("self._producer_type(") == 2
     assert "AIOKafkaClient(" not in module and "AIOKafkaAdminClient(" not in module
+
+
+def test_the_table_store_takes_the_rocksdb_memory_settings() -> None:
+    # Faust's defaults (64 MB memtables x 3, a 2 GiB block cache) apply to each partition's DB.
+    from app.agents import pair_windows
+
+    options = pair_windows.data.rocksdb_options
+    assert options.write_buffer_size == settings.rocksdb_write_buffer_mb * 2**20
+    assert options.max_write_buffer_number == 2
+    assert options.block_cache_size == settings.rocksdb_block_cache_mb * 2**20
+    assert options.as_options() is not None  # rocksdict accepts them
