@@ -187,17 +187,23 @@ class Detector:
             self.assigned.difference_update(revoked)
         if assigned is not None:
             self.assigned = set(assigned)
-            if self.expelled:  # another worker may have moved our partitions on meanwhile
-                self.expelled = False
-                self._forget(list(self.clocks))
+            self._rejoined(reload=self.expelled)
             self.rebalancing = False
-            self.last_beat = time.monotonic()  # a member again: a gap counts from here
             self.regrouped.set()
 
     def on_rebalance_start(self) -> None:
         """The group began a rebalance (Faust calls this before it revokes anything)."""
         self.rebalancing = True
         self.regrouped.set()
+
+    def _rejoined(self, *, reload: bool) -> None:
+        """A member of the group again: a gap counts from here. With ``reload`` (it was
+        expelled), in-memory state is dropped and reloaded from the table: another worker may
+        have moved our partitions on meanwhile."""
+        if reload:
+            self.expelled = False
+            self._forget(list(self.clocks))
+        self.last_beat = time.monotonic()
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
@@ -244,9 +250,7 @@ class Detector:
                 )
             except TimeoutError:  # the loop was only busy: the group kept us, nothing moved
                 log.warning("no rebalance came: going on")
-                self.expelled = False
-                self.last_beat = time.monotonic()
-                self._forget(list(self.clocks))
+                self._rejoined(reload=True)
         if self.expelled:
             raise Fenced("this worker left the group while stopped: waiting for its assignment")
         if self.assigned is not None and partition not in self.assigned:
