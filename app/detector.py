@@ -262,13 +262,13 @@ class Detector:
         self, clock: PartitionClock, tx: Transaction, source: Source, raw: bytes | None
     ) -> None:
         """Add one transaction to its pair's open windows, or dead-letter it as late."""
-        watermark = max(clock.closed, clock.watermark(self.settings.partitions))
         if clock.is_duplicate(source):
             if clock.is_held_late(source):  # its dead letter may never have reached the broker
-                await self._late(clock, tx, source, raw, watermark)
+                await self._late(clock, tx, source, raw, self._watermark(clock))
             else:
                 self.counts["duplicates_skipped"] += 1
             return
+        watermark = self._watermark(clock)
         state = self._load(tx.pair)
         if state is None:
             state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
@@ -287,6 +287,10 @@ class Detector:
         await self._guard(clock.partition)  # the alert's wait may have spanned a stall
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
+
+    def _watermark(self, clock: PartitionClock) -> int:
+        """The watermark a transaction of the partition meets: never behind what was closed."""
+        return max(clock.closed, clock.watermark(self.settings.partitions))
 
     async def _late(
         self,
