@@ -187,17 +187,23 @@ class Detector:
             self.assigned.difference_update(revoked)
         if assigned is not None:
             self.assigned = set(assigned)
-            if self.expelled:  # another worker may have moved our partitions on meanwhile
-                self.expelled = False
-                self._forget(list(self.clocks))
+            self._rejoined(reload=self.expelled)
             self.rebalancing = False
-            self.last_beat = time.monotonic()  # a member again: a gap counts from here
             self.regrouped.set()
 
     def on_rebalance_start(self) -> None:
         """The group began a rebalance (Faust calls this before it revokes anything)."""
         self.rebalancing = True
         self.regrouped.set()
+
+    def _rejoined(self, *, reload: bool) -> None:
+        """A member of the group again: a gap counts from here. With ``reload`` (it was
+        expelled), in-memory state is dropped and reloaded from the table: another worker may
+        have moved our partitions on meanwhile."""
+        if reload:
+            self.expelled = False
+            self._forget(list(self.clocks))
+        self.last_beat = time.monotonic()
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
@@ -244,9 +250,7 @@ class Detector:
                 )
             except TimeoutError:  # the loop was only busy: the group kept us, nothing moved
                 log.warning("no rebalance came: going on")
-                self.expelled = False
-                self.last_beat = time.monotonic()
-                self._forget(list(self.clocks))
+                self._rejoined(reload=True)
         if self.expelled:
             raise Fenced("this worker left the group while stopped: waiting for its assignment")
         if self.assigned is not None and partition not in self.assigned:
@@ -258,13 +262,13 @@ class Detector:
         self, clock: PartitionClock, tx: Transaction, source: Source, raw: bytes | None
     ) -> None:
         """Add one transaction to its pair's open windows, or dead-letter it as late."""
-        watermark = max(clock.closed, clock.watermark(self.settings.partitions))
         if clock.is_duplicate(source):
             if clock.is_held_late(source):  # its dead letter may never have reached the broker
-                await self._late(clock, tx, source, raw, watermark)
+                await self._late(clock, tx, source, raw, self._watermark(clock))
             else:
                 self.counts["duplicates_skipped"] += 1
             return
+        watermark = self._watermark(clock)
         state = self._load(tx.pair)
         if state is None:
             state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
@@ -283,6 +287,10 @@ class Detector:
         await self._guard(clock.partition)  # the alert's wait may have spanned a stall
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
+
+    def _watermark(self, clock: PartitionClock) -> int:
+        """The watermark a transaction of the partition meets: never behind what was closed."""
+        return max(clock.closed, clock.watermark(self.settings.partitions))
 
     async def _late(
         self,

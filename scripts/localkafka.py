@@ -159,16 +159,24 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports on 127.0.0.1 that nobody listens on right now."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))  # all bound at once, so the ports differ
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+def free_ports(count: int, *, consecutive: bool = False) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 that nobody listens on right now; with
+    `consecutive`, they follow one another (the demo's worker N serves on the first + N)."""
+    while True:
+        sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+        ports: list[int] = []
+        try:
+            for sock in sockets:  # all bound at once, so the ports differ
+                sock.bind((HOST, ports[-1] + 1 if consecutive and ports else 0))
+                ports.append(int(sock.getsockname()[1]))
+            return ports
+        except (OSError, OverflowError):  # OverflowError: the row ran past port 65535
+            if not consecutive:
+                raise
+            # a port after the first is taken: try another first port
+        finally:
+            for sock in sockets:
+                sock.close()
 
 
 def _pid_alive(pid: int) -> bool:

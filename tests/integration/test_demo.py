@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -47,22 +46,6 @@ def marked(marker: str) -> dict[int, str]:
     return found
 
 
-def consecutive_free_ports(count: int) -> int:
-    """A first port such that it and the ``count - 1`` after it are free now."""
-    while True:
-        first = free_ports(1)[0]
-        sockets = [socket.socket() for _ in range(count)]
-        try:
-            for offset, sock in enumerate(sockets):
-                sock.bind(("127.0.0.1", first + offset))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-
-
 def test_make_demo_shows_alerts_and_ctrl_c_leaves_no_process(
     tmp_path: Path, terminal_factory: Callable[[str], Terminal]
 ) -> None:
@@ -71,7 +54,7 @@ def test_make_demo_shows_alerts_and_ctrl_c_leaves_no_process(
     env = {
         "DEMO_MARK": marker,
         "DEMO_RUN": str(tmp_path / "run"),
-        "DEMO_WEB_PORT": str(consecutive_free_ports(2)),
+        "DEMO_WEB_PORT": str(free_ports(2, consecutive=True)[0]),
         "KAFKA_PORT": str(kafka_port),
         "KAFKA_CONTROLLER_PORT": str(controller_port),
     }
