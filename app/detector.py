@@ -80,7 +80,7 @@ class Detector:
         self.latency = Histogram()  # record's Kafka timestamp -> processed
         self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
-        self.last_beat: float | None = None  # the event loop's heartbeat, once assigned (_guard)
+        self.last_beat: float | None = None  # the heartbeat timer's last beat (_guard)
         self.expelled = False  # stopped past the session timeout: nothing is ours until assigned
         self.rebalancing = False  # between the start of a rebalance and the next assignment
         self.regrouped = asyncio.Event()  # a rebalance started or an assignment came
@@ -203,7 +203,8 @@ class Detector:
         if reload:
             self.expelled = False
             self._forget(list(self.clocks))
-        self.last_beat = time.monotonic()
+        if self.last_beat is not None:  # None: the timer has not beaten yet (see _check_gap)
+            self.last_beat = time.monotonic()
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
@@ -220,7 +221,9 @@ class Detector:
         self.last_beat = time.monotonic()
 
     def _check_gap(self) -> None:
-        if self.last_beat is None:  # not a member yet: start-up and recovery are no stall
+        # None until the timer's first beat: Faust starts timers only once the first table
+        # recovery is done, and records may come before that beat; start-up is no stall
+        if self.last_beat is None:
             return
         if (
             time.monotonic() - self.last_beat > self.settings.session_timeout_s
@@ -422,6 +425,7 @@ class Detector:
     def _rebuild_index(self) -> None:
         self.index_stale = False
         self.due.clear()
+        started = time.monotonic()
         pairs = 0
         for key, value in self.table.items():
             name = key.decode() if isinstance(key, bytes) else key
@@ -430,7 +434,7 @@ class Detector:
             state = PairWindows.from_json(models.decode(value))
             self._due(state.partition).schedule(state.next_close_ms(self.spec), name)
             pairs += 1
-        log.info("indexed %d pairs with open windows", pairs)
+        log.info("indexed %d pairs with open windows in %.1fs", pairs, time.monotonic() - started)
 
     def _due(self, partition: int) -> DueIndex:
         index = self.due.get(partition)

@@ -229,6 +229,7 @@ async def test_after_a_stall_a_lost_partition_is_not_written() -> None:
     line = b"2017-07-23T00:00:01Z;1;2;5"
     await detector.on_transaction(1, 0, b"1:2", line)
     assert "1:2" in table
+    detector.beat()  # the heartbeat timer runs
     assert detector.last_beat is not None
     detector.last_beat -= 3600  # the process was stopped for an hour
     before = dict(table)
@@ -251,6 +252,7 @@ async def test_a_rebalance_after_a_stall_refuses_the_held_record_instead_of_wait
         settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
     )
     detector.on_rebalance((), assigned={0})
+    detector.beat()  # the heartbeat timer runs
     assert detector.last_beat is not None
     detector.last_beat -= 3600
     line = b"2017-07-23T00:00:01Z;1;2;5"
@@ -274,6 +276,7 @@ async def test_a_stall_after_the_rebalance_started_refuses_without_waiting() -> 
     )
     detector.on_rebalance((), assigned={0})
     detector.on_rebalance_start()  # the consumer's heartbeat ran first after the stop
+    detector.beat()  # the heartbeat timer runs
     assert detector.last_beat is not None
     detector.last_beat -= 3600
     detector.beat()
@@ -294,11 +297,28 @@ async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None
     assert not detector.expelled
 
 
+async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Faust assigns partitions, restores the tables, and only then starts the heartbeat timer:
+    # records can come before its first beat, long after the assignment
+    detector = Detector(
+        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    detector.on_rebalance((), assigned={0})
+    later = time.monotonic() + 3600  # an hour of restoring a large table
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    record = detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+    await asyncio.wait_for(record, timeout=1)  # not held waiting for a rebalance
+    assert not detector.expelled
+
+
 async def test_a_stall_seen_by_the_heartbeat_first_still_holds_the_next_record() -> None:
     detector = Detector(
         settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
     )
     detector.on_rebalance((), assigned={0})
+    detector.beat()  # the heartbeat timer runs
     assert detector.last_beat is not None
     detector.last_beat -= 3600
     detector.beat()  # the timer ran first after the stop: it must leave a mark
