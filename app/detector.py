@@ -34,6 +34,7 @@ from app.windowing import DueIndex, PairWindows, Source, WindowResult, WindowSpe
 log = logging.getLogger(__name__)
 
 CLOCK_KEY_PREFIX = "#clock:"  # '#' is no account character: no pair key starts with it
+INDEX_YIELD_PAIRS = 1000  # pairs indexed between two turns of the event loop (about 40 ms)
 
 
 class Sender(Protocol):
@@ -409,7 +410,7 @@ class Detector:
         """The partition's clock, loaded on first use after a rebalance; then whatever is
         already due at its watermark (a crash between a watermark and its closes) is closed."""
         if self.index_stale:
-            self._rebuild_index()
+            await self._rebuild_index()
         clock = self.clocks.get(partition)
         if clock is None:
             stored = self.table.get(CLOCK_KEY_PREFIX + str(partition))
@@ -422,7 +423,14 @@ class Detector:
             await self._close_due(clock)
         return clock
 
-    def _rebuild_index(self) -> None:
+    async def _rebuild_index(self) -> None:
+        """Index every pair of the owned partitions by the watermark it is next due at.
+
+        A million pairs take tens of seconds: the loop gets a turn every INDEX_YIELD_PAIRS
+        pairs, or the consumer's heartbeats would stop and the group would expel the worker
+        (and rebalance, and have it rebuild again). Faust's rebalance waits for the record
+        being processed, so no partition is revoked while this runs.
+        """
         self.index_stale = False
         self.due.clear()
         started = time.monotonic()
@@ -434,6 +442,8 @@ class Detector:
             state = PairWindows.from_json(models.decode(value))
             self._due(state.partition).schedule(state.next_close_ms(self.spec), name)
             pairs += 1
+            if pairs % INDEX_YIELD_PAIRS == 0:
+                await asyncio.sleep(0)
         log.info("indexed %d pairs with open windows in %.1fs", pairs, time.monotonic() - started)
 
     def _due(self, partition: int) -> DueIndex:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app import detector as detector_module
 from app import models
 from app.detector import Detector
 from app.errors import Fenced
@@ -366,3 +367,34 @@ async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again(
     third.on_rebalance((), assigned={0})
     await third.on_transaction(0, 1, b"1:2", lines[1])
     assert dict(again.partitions) == {}
+
+
+async def test_indexing_many_pairs_lets_the_event_loop_run() -> None:
+    # the consumer's heartbeats run on the same loop: a rebuild that held it for the tens of
+    # seconds a million pairs take would get the worker expelled from the group
+    table: dict[str, bytes] = {}
+    writer = Detector(
+        settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    pairs = 3 * detector_module.INDEX_YIELD_PAIRS
+    for n in range(pairs):
+        line = f"2017-07-23T00:00:01Z;{n};x;5".encode()
+        await writer.on_transaction(0, n, f"{n}:x".encode(), line)
+    reader = Detector(
+        settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
+    )
+    turns = 0
+
+    async def heartbeat() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    beating = asyncio.ensure_future(heartbeat())
+    await asyncio.sleep(0)
+    before = turns
+    await reader.on_tick(0)  # the first record after a rebalance indexes every pair
+    beating.cancel()
+    assert reader.open_pairs() == pairs
+    assert turns - before >= 3
