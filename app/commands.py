@@ -25,6 +25,7 @@ from app import models
 from app.app import app, settings
 from app.control import publish_threshold, threshold_cents
 from app.errors import KafkaUnavailable, SettingsError
+from app.topics import TopicError
 from app.windowing import PairWindows
 
 JSON = option("--json", "as_json", is_flag=True, default=False, help="Print JSON for programs.")
@@ -108,7 +109,7 @@ async def set_threshold(self: AppCommand, dollars: str) -> None:
         raise SystemExit(f"set-threshold: {exc}") from None
     try:
         await publish_threshold(settings, cents)
-    except KafkaUnavailable as exc:
+    except (KafkaUnavailable, TopicError) as exc:
         raise SystemExit(f"set-threshold: {exc}") from None
     print(f"threshold set to {models.dollars(cents)} on {settings.control_topic}")
 

@@ -14,16 +14,17 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from app import models
 from app.errors import SettingsError
 from app.settings import Settings
-from app.topics import kafka_unavailable
+from app.topics import TopicError, kafka_unavailable
 
 log = logging.getLogger(__name__)
 
 THRESHOLD_KEY = b"threshold"
+TOPIC_WAIT_SECONDS = 15.0  # for the broker's metadata of the control topic
 
 
 def threshold_cents(text: str) -> int:
@@ -47,6 +48,15 @@ async def publish_threshold(settings: Settings, cents: int) -> None:
         await producer.stop()
         raise await kafka_unavailable(settings, exc) from None
     try:
+        try:  # without the topic, a send would wait for its metadata until the request timeout
+            await asyncio.wait_for(
+                producer.partitions_for(settings.control_topic), TOPIC_WAIT_SECONDS
+            )
+        except (UnknownTopicOrPartitionError, TimeoutError):
+            raise TopicError(
+                f"the control topic {settings.control_topic} does not exist on "
+                f"{settings.bootstrap}: a worker creates it when it starts; start one first"
+            ) from None
         value = models.encode({"threshold": models.dollars(cents)})
         await producer.send_and_wait(settings.control_topic, key=THRESHOLD_KEY, value=value)
     finally:

@@ -85,6 +85,10 @@ async def test_pair_top_and_dump_store(pipeline: Pipeline) -> None:
 
 
 async def test_the_threshold_changes_while_the_workers_run(pipeline: Pipeline) -> None:
+    early = faust(pipeline, "set-threshold", "500")  # no worker has created the control topic
+    assert early.returncode != 0
+    assert "control topic" in early.stderr and "start one first" in early.stderr
+    assert "Traceback" not in early.stderr
     worker = pipeline.worker(0)
     worker.wait_ready(timeout=TIMEOUT)
     result = faust(pipeline, "set-threshold", "500")
