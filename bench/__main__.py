@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import report
 from bench.run import REPO, Bench, Options, log
 
-PHASES = ("limit", "worker", "peers", "latency", "profile")
+PHASES = ("limit", "worker", "peers", "latency", "state", "profile")
 
 
 def find_flink_jar() -> Path | None:
@@ -74,6 +74,13 @@ def parse(argv: list[str] | None) -> Options:
         default=env.get("BENCH_NAME", dt.date.today().isoformat()),
         help="results file stem [env: BENCH_NAME, default today's date]",
     )
+    parser.add_argument(
+        "--state-pairs",
+        type=int,
+        default=int(env.get("BENCH_STATE_PAIRS", "1000000")),
+        help="pairs in the worker's table for the memory phase [env: BENCH_STATE_PAIRS, "
+        "default 1000000]",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the broker and state dirs")
     args = parser.parse_args(argv)
     phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
@@ -85,6 +92,7 @@ def parse(argv: list[str] | None) -> Options:
         cap_seconds=args.cap,
         latency_seconds=args.latency_seconds,
         profile_seconds=args.profile_seconds,
+        state_pairs=args.state_pairs,
         phases=phases,
         rates=tuple(int(r) for r in args.rates.split(",") if r.strip()),
         flink_jar=find_flink_jar(),

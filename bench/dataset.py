@@ -85,7 +85,7 @@ class DataSetFacts:
         return asdict(self)
 
 
-def _murmur_partition(key: bytes, partitions: int, cache: dict[bytes, int]) -> int:
+def murmur_partition(key: bytes, partitions: int, cache: dict[bytes, int]) -> int:
     from aiokafka.partitioner import murmur2
 
     partition = cache.get(key)
@@ -113,7 +113,7 @@ def describe(count: int, partitions: int, seed: int = 1) -> DataSetFacts:
         kinds[record.kind] += 1
         if record.scenario is not None:
             scenarios[record.scenario.type].add(record.scenario.index)
-        p = _murmur_partition(key, partitions, partition_of)
+        p = murmur_partition(key, partitions, partition_of)
         newest[p] = max(newest[p], t)
         entry = last.get(key)
         pane = t - t % SLIDE_MS

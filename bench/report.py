@@ -91,13 +91,28 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     per_process = [v for v in (worker.get("tx_per_s"), two.get("tx_per_s_per_process")) if v]
     flink_steady = _ratio(worker.get("steady_tx_per_cpu_s"), flink.get("steady_tx_per_cpu_s"))
     quix_steady = _ratio(worker.get("steady_tx_per_s"), quix.get("steady_tx_per_s"))
-    projection = rss_projection(worker, facts) if not worker.get("completed") else None
-    projected = (
-        f"; projected {projection['projected_mb_at_1m_pairs']:,} MB at 1,000,000 pairs "
-        f"({projection['kb_per_pair']:.2f} KB per pair, from the run's RSS timeline)"
-        if projection
-        else ""
-    )
+    held = next((x for x in results.get("state", []) if not x.get("error")), None)
+    if held is not None:  # measured: a worker holding the pairs (bench.state)
+        rss = (
+            f"{held['rss_after_mb']:,} MB (peak {held['peak_rss_mb']:,} MB) with "
+            f"{held['pairs_indexed']:,} pairs, restored from their changelog"
+        )
+        rss_met = held["peak_rss_mb"] < TARGET_RSS_MB and held["pairs_indexed"] >= 1_000_000
+    else:
+        projection = rss_projection(worker, facts) if not worker.get("completed") else None
+        rss = (
+            f"{_fmt(worker.get('peak_rss_mb'))} MB with ≈{_fmt(worker.get('pairs_in_state'))} "
+            f"pairs in state (data set: {facts['distinct_pairs']:,} pairs)"
+            + (
+                f"; projected {projection['projected_mb_at_1m_pairs']:,} MB at 1,000,000 "
+                f"pairs ({projection['kb_per_pair']:.2f} KB per pair, from the RSS timeline)"
+                if projection
+                else ""
+            )
+        )
+        rss_met = (worker.get("peak_rss_mb") or 1e9) < TARGET_RSS_MB and (
+            worker.get("pairs_in_state") or 0
+        ) >= 1_000_000
     rows = [
         (
             f"≥ {TARGET_TX_PER_S:,} tx/s per worker process",
@@ -131,10 +146,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         (
             f"worker RSS < {TARGET_RSS_MB:g} MB with 1,000,000 distinct pairs in state",
-            f"{_fmt(worker.get('peak_rss_mb'))} MB with ≈{_fmt(worker.get('pairs_in_state'))} "
-            f"pairs in state (data set: {facts['distinct_pairs']:,} pairs){projected}",
-            (worker.get("peak_rss_mb") or 1e9) < TARGET_RSS_MB
-            and (worker.get("pairs_in_state") or 0) >= 990_000,
+            rss,
+            rss_met,
         ),
     ]
     return [{"target": t, "measured": m, "met": ok} for t, m, ok in rows]
@@ -196,6 +209,24 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {_fmt(x.get('max_ms'))} | {_fmt(x.get('tx_per_cpu_s'))} "
             f"| {_fmt(x.get('lag_at_end'))} |"
         )
+    if results.get("state"):
+        lines += [
+            "",
+            "Memory: one worker restores a table of distinct pairs from its changelog (the values "
+            "the worker itself stores, bench/state.py), then indexes them at its first record; "
+            "peak RSS over both, RSS 5 s after:",
+            "",
+            "| RocksDB sizes | pairs | restored (s) | indexed (s) | peak RSS (MB) | RSS after (MB) "
+            "| CPU-s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for x in results["state"]:
+            lines.append(
+                f"| {x['label']} | {_fmt(x.get('pairs_indexed'))} | {_fmt(x.get('restored_s'), 1)} "
+                f"| {_fmt(x.get('indexed_s'), 1)} | {_fmt(x.get('peak_rss_mb'))} "
+                f"| {_fmt(x.get('rss_after_mb'))} | {_fmt(x.get('cpu_seconds'), 1)} |"
+                + (f" {x['error'][:200]}" if x.get("error") else "")
+            )
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [
         f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |"

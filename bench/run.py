@@ -8,7 +8,9 @@
    alerts and dead letters as in production;
 4. the peers on the same topic: the PyFlink SQL job and the Quix Streams application;
 5. alert latency at fixed generator rates, on topics of their own with broker append times;
-6. a py-spy profile of one worker draining the topic.
+6. memory: one worker holding a million pairs, restored from a changelog written for it
+   (bench.state);
+7. a py-spy profile of one worker draining the topic.
 
 Each measured system gets at most `cap` seconds; a capped run reports the rate of what it had
 committed by then. CPU seconds and peak RSS are those of the system's own processes; the broker
@@ -35,7 +37,8 @@ from typing import Any
 
 import psutil
 
-from bench import dataset, latency, profile
+from app.settings import Settings
+from bench import dataset, latency, profile, state
 from bench.measure import Child, LagProbe, TreeSampler, end_offsets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +63,8 @@ class Options:
     latency_seconds: float = 30.0
     rates: tuple[int, ...] = (100, 1000, 5000)  # 100: the latency without queueing
     profile_seconds: int = 30
-    phases: tuple[str, ...] = ("limit", "worker", "peers", "latency", "profile")
+    state_pairs: int = 1_000_000
+    phases: tuple[str, ...] = ("limit", "worker", "peers", "latency", "state", "profile")
     flink_jar: Path | None = None
     name: str = ""
     results_dir: Path = REPO / "bench" / "results"
@@ -110,6 +114,7 @@ class Bench:
         self.facts: dataset.DataSetFacts | None = None
         self.systems: list[dict[str, Any]] = []
         self.latencies: list[dict[str, Any]] = []
+        self.states: list[dict[str, Any]] = []
         self.profile_text = ""
         self.load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -565,6 +570,69 @@ class Bench:
         )
         return result
 
+    # -- memory with a million pairs in state ---------------------------------------------------
+
+    async def state_memory(self) -> None:
+        """One worker restores `state_pairs` pairs from their changelog and indexes them."""
+        pairs = self.options.state_pairs
+        run = f"bench-state-{uuid.uuid4().hex[:6]}"
+        tx, fraud, dlq = f"{run}-tx", f"{run}-fraud", f"{run}-dlq"
+        changelog = f"{run}-pair-windows-changelog"  # the worker's table, as Faust names it
+        self.topics({tx: PARTITIONS, fraud: PARTITIONS, dlq: PARTITIONS})
+        self.topics({changelog: PARTITIONS}, {"cleanup.policy": "compact"})
+        log(f"state: the table values of {pairs:,} pairs into {changelog}")
+        states = state.pair_states(pairs, PARTITIONS)
+        seconds, value_bytes = await state.prefill_changelog(self.bootstrap, changelog, states)
+        del states
+        log(f"state: changelog written in {seconds:.1f}s ({value_bytes / 2**20:.0f} MB of values)")
+        # the worker's RocksDB sizes, as they are set for this run (ROCKSDB_* in the environment
+        # of `make bench` reach the worker, e.g. Faust's own: 64 and 2048)
+        sizes = Settings.from_env()
+        label = (
+            f"{sizes.rocksdb_write_buffer_mb} MB memtables (2 at most), "
+            f"{sizes.rocksdb_block_cache_mb} MB block cache per partition"
+        )
+        # IDLE_TIMEOUT 1 s: the input topic stays empty, so idle ticks are the records that
+        # make the worker index its pairs (the stored values have no watermark to move)
+        env = {**self.worker_env(run, fraud, dlq, topic=tx), "IDLE_TIMEOUT": "1"}
+        result = await self.restore(run, 0, env, pairs)
+        self.states.append({"label": label, **result, "value_mb": value_bytes >> 20})
+
+    async def restore(
+        self, run: str, ordinal: int, env: dict[str, str], pairs: int
+    ) -> dict[str, Any]:
+        child, port = self.start_worker(run, ordinal, env)  # its own, empty data dir
+        sampler = TreeSampler([child.pid])
+        sampler.start()
+        started = time.monotonic()
+        ready = indexed = None
+        deadline = started + 4 * self.options.cap_seconds
+        while indexed is None and time.monotonic() < deadline and child.alive():
+            await asyncio.sleep(POLL_SECONDS)
+            if ready is None and _get(port, "/ready") == 200:
+                ready = time.monotonic() - started
+            if ready is not None and _metric(port, "fraud_open_pairs") >= pairs:
+                indexed = time.monotonic() - started
+        settled_at = time.monotonic() + 5  # what stays once the loading is over
+        while indexed is not None and time.monotonic() < settled_at:
+            await asyncio.sleep(POLL_SECONDS)
+        usage = await sampler.stop()
+        held = _metric(port, "fraud_open_pairs")
+        child.stop()
+        result = {
+            "pairs": pairs,
+            "pairs_indexed": int(held),
+            "restored_s": round(ready, 1) if ready is not None else None,
+            "indexed_s": round(indexed, 1) if indexed is not None else None,
+            "peak_rss_mb": round(usage.peak_rss_bytes / 2**20),
+            "rss_after_mb": round(usage.rss_bytes / 2**20),
+            "cpu_seconds": round(usage.cpu_seconds, 1),
+        }
+        if indexed is None:
+            result["error"] = "not every pair indexed" if child.alive() else child.tail()
+        log(f"state: {result}")
+        return result
+
     # -- profile --------------------------------------------------------------------------------
 
     async def profile(self) -> str:
@@ -632,6 +700,8 @@ class Bench:
         if "latency" in phases:
             for rate in opts.rates:
                 self.latencies.append(await self.alert_latency(rate))
+        if "state" in phases:
+            await self.state_memory()
         if "profile" in phases:
             self.profile_text = await self.profile()
         return {
@@ -657,6 +727,7 @@ class Bench:
             "bench_seconds": round(time.monotonic() - begun),
             "systems": self.systems,
             "latency": self.latencies,
+            "state": self.states,
             "notes": [*opts.notes, *self.notes()],
         }
 

@@ -1,0 +1,78 @@
+"""A worker's table holding a million pairs, for the memory target, without processing them.
+
+Processing a million transactions takes our worker about ten minutes; recovering its table from
+the changelog takes a fraction of that. So this writes, into the table's changelog topic, the
+value the worker itself would have stored for each pair of the data set (its own parsing, pane
+state and encoding, on the partition of the pair's key), until `pairs` distinct pairs are there.
+A worker started on that changelog with an empty data dir restores every pair into RocksDB and
+then, at its first record (an idle tick), indexes them in memory: its RSS then is what a worker
+holding that many pairs uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from app import models
+from app.parsing import parse_transaction
+from app.windowing import NO_WATERMARK, PairWindows, Source, WindowSpec
+from bench import dataset
+from generator.sink import KafkaSink
+from generator.stream import Record
+
+SPEC = WindowSpec(
+    size_ms=dataset.SIZE_MS,
+    slide_ms=dataset.SLIDE_MS,
+    threshold_cents=dataset.THRESHOLD_CENTS,
+    max_evidence=100,
+)
+
+
+def pair_states(pairs: int, partitions: int) -> dict[bytes, bytes]:
+    """Table key -> stored value for the first `pairs` distinct pairs of the data set."""
+    states: dict[bytes, bytes] = {}
+    offsets = [0] * partitions
+    cache: dict[bytes, int] = {}
+    # a generous count: the data set repeats about one pair per hundred transactions
+    for record in dataset.records(pairs + pairs // 10):
+        key = record.key or b""
+        stored = states.get(key)
+        if stored is None and len(states) >= pairs:
+            continue
+        tx = parse_transaction(record.value, max_bytes=len(record.value))
+        partition = dataset.murmur_partition(key, partitions, cache)
+        state = (
+            PairWindows(partition=partition, closed_ms=NO_WATERMARK)
+            if stored is None
+            else PairWindows.from_json(models.decode(stored))
+        )
+        state.add(SPEC, tx, Source("k", partition, offsets[partition]), NO_WATERMARK)
+        offsets[partition] += 1
+        states[key] = models.encode(state.to_json())
+    if len(states) < pairs:
+        raise RuntimeError(f"the data set gave {len(states):,} distinct pairs, not {pairs:,}")
+    return states
+
+
+def _records(states: dict[bytes, bytes]) -> Iterator[Record]:
+    for key, value in states.items():
+        yield Record(key=key, value=value, event_time_ms=None, kind="normal")
+
+
+async def prefill_changelog(
+    bootstrap: str, topic: str, states: dict[bytes, bytes]
+) -> tuple[float, int]:
+    """Write `states` to the changelog `topic`; returns (seconds, bytes of values)."""
+    sink = KafkaSink(bootstrap, topic, bulk=True, client_id="bench-state")
+    await sink.start()
+    started = time.monotonic()
+    try:
+        for record in _records(states):
+            await sink.send(record)
+        await sink.flush()
+    finally:
+        await sink.stop()
+    if sink.acknowledged != len(states):
+        raise RuntimeError(f"changelog: {sink.acknowledged} of {len(states)} acknowledged")
+    return time.monotonic() - started, sum(len(v) for v in states.values())
