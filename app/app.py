@@ -10,7 +10,7 @@ import mode.loop
 from faust.types.auth import CredentialsT
 
 from app.errors import KafkaUnavailable, SettingsError
-from app.localstate import mark_clean_stop, open_local_state
+from app.localstate import mark_clean_stop, open_local_state, undelivered_batches
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
 from kafka_security import KafkaSecurity
@@ -47,11 +47,25 @@ class DetectorApp(faust.App):
 
         detector.on_rebalance_start()  # a worker back from a stall stops waiting: see _guard
 
+    async def on_stop(self) -> None:
+        """The stop begins: the Kafka producer is kept, to see at the end what it delivered."""
+        self._kafka_producer = getattr(self.producer, "_producer", None)
+        await super().on_stop()
+
     async def on_shutdown(self) -> None:
         """After every child service stopped, the producer flushed (changelog delivered)."""
         await super().on_shutdown()
-        if not self._crashed.is_set():  # a stop that raised never gets here
-            mark_clean_stop(settings.data_dir)
+        if self._crashed.is_set():  # a stop that raised never gets here
+            return
+        left = undelivered_batches(getattr(self, "_kafka_producer", None))
+        if left:  # Kafka unreachable at the stop: the local tables are ahead of the changelog
+            self.log.warning(
+                "%d record batches were not delivered at the stop: the local tables will be "
+                "rebuilt from the changelog at the next start",
+                left,
+            )
+            return
+        mark_clean_stop(settings.data_dir)
 
 
 def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:

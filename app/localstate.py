@@ -10,7 +10,9 @@ stop every changelog record was delivered, so the replay brings each key, in ord
 value. The changelog alone, read from the start, is a prefix of what was done.
 
 So a worker marks a clean stop in its data dir, and one that starts without the mark discards its
-local tables and recovers them from the changelog.
+local tables and recovers them from the changelog. A stop is clean only if the producer delivered
+everything: a worker stopped while Kafka is unreachable ends with its last changelog records still
+in the producer, and its local tables ahead of the changelog.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +48,13 @@ def mark_clean_stop(data_dir: Path) -> None:
     """After a stop in which every changelog record was delivered."""
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / CLEAN_STOP).write_text("the worker stopped cleanly; its local tables are current\n")
+
+
+def undelivered_batches(producer: Any) -> int:
+    """Record batches a stopped aiokafka producer still holds (waiting, or sent and never
+    acknowledged): 0 when everything it was given reached the broker."""
+    accumulator = getattr(producer, "_message_accumulator", None)  # pinned by a contract test
+    if accumulator is None:
+        return 0
+    waiting = sum(len(batches) for batches in accumulator._batches.values())
+    return waiting + len(accumulator._pending_batches)

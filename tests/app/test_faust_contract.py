@@ -102,3 +102,18 @@ def test_the_table_store_takes_the_rocksdb_memory_settings() -> None:
     assert options.max_write_buffer_number == 2
     assert options.block_cache_size == settings.rocksdb_block_cache_mb * 2**20
     assert options.as_options() is not None  # rocksdict accepts them
+
+
+def test_a_stopped_producer_still_shows_what_it_did_not_deliver() -> None:
+    # app/localstate.undelivered_batches reads the accumulator of Faust's aiokafka producer
+    import aiokafka
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    from app.localstate import undelivered_batches
+
+    assert "_producer" in inspect.getsource(driver.Producer.on_stop)
+    init = inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
+    assert "self._message_accumulator = MessageAccumulator(" in init
+    source = inspect.getsource(MessageAccumulator.__init__)
+    assert "self._batches = " in source and "self._pending_batches = set()" in source
+    assert undelivered_batches(object()) == 0

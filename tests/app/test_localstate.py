@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.localstate import CLEAN_STOP, mark_clean_stop, open_local_state
+from app.localstate import CLEAN_STOP, mark_clean_stop, open_local_state, undelivered_batches
 
 
 def tables_with_a_db(root: Path) -> Path:
@@ -41,3 +41,23 @@ def test_a_first_start_has_nothing_to_discard(tmp_path: Path) -> None:
     empty.mkdir(parents=True)
     assert open_local_state(tmp_path, empty) is False
     assert empty.exists()
+
+
+class Accumulator:
+    def __init__(self, waiting: int, in_flight: int) -> None:
+        self._batches = {"tp": ["batch"] * waiting}
+        self._pending_batches = {f"sent-{n}" for n in range(in_flight)}
+
+
+class StoppedProducer:
+    def __init__(self, waiting: int = 0, in_flight: int = 0) -> None:
+        self._message_accumulator = Accumulator(waiting, in_flight)
+
+
+def test_a_producer_that_delivered_everything_holds_no_batch() -> None:
+    assert undelivered_batches(StoppedProducer()) == 0
+    assert undelivered_batches(None) == 0  # the worker stopped before its producer started
+
+
+def test_batches_waiting_or_unacknowledged_are_undelivered() -> None:
+    assert undelivered_batches(StoppedProducer(waiting=2, in_flight=1)) == 3
