@@ -55,12 +55,12 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     ),
     "DATA_DIR": ("data", "directory of the worker's RocksDB state"),
     "ROCKSDB_WRITE_BUFFER_MB": (
-        "4",
+        "2",
         "RocksDB memtable size of each table partition the worker holds (two at most; Faust's "
         "default, 64 MB x 3 per partition, grows a worker by gigabytes)",
     ),
     "ROCKSDB_BLOCK_CACHE_MB": (
-        "8",
+        "4",
         "RocksDB block cache of each table partition the worker holds (Faust's default: 2 GiB)",
     ),
     "STANDBY_REPLICAS": ("0", "standby copies of each table partition on other workers"),

@@ -44,8 +44,8 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--cap",
         type=float,
-        default=float(env.get("BENCH_CAP_SECONDS", "100")),
-        help="wall-clock cap of each measured system [env: BENCH_CAP_SECONDS, default 100]",
+        default=float(env.get("BENCH_CAP_SECONDS", "60")),
+        help="wall-clock cap of each measured system [env: BENCH_CAP_SECONDS, default 60]",
     )
     parser.add_argument(
         "--latency-seconds",

@@ -6,7 +6,7 @@
 #   .venv                     + bench/requirements.txt (confluent-kafka, psutil, matplotlib, py-spy)
 #   .venv-quix/               quixstreams (bench/peers/requirements-quix.txt), its own venv
 #
-# Knobs (environment): BENCH_COUNT (1000000), BENCH_CAP_SECONDS (100 per system),
+# Knobs (environment): BENCH_COUNT (1000000), BENCH_CAP_SECONDS (60 per system),
 # BENCH_LATENCY_SECONDS (30 per rate), BENCH_RATES (100,1000,5000),
 # BENCH_PROFILE_SECONDS (30), BENCH_PHASES, BENCH_NAME, BENCH_WORKER_PATH (bench/README.md).
 
