@@ -303,17 +303,20 @@ class Bench:
         child.stop()
         return result
 
-    async def faust_floor(self, mode: str) -> dict[str, Any]:
-        """Faust's own floor (bench/floor.py): an empty agent, or one table write per record."""
-        run = f"bench-floor-{mode}-{uuid.uuid4().hex[:6]}"
+    async def faust_floor(self, mode: str, driver: str = "kafka") -> dict[str, Any]:
+        """Faust's own floor (bench/floor.py): an empty agent, one table write per record, or
+        stream.take batches; on Faust's aiokafka driver or its confluent one."""
+        name = f"faust-floor-{mode}" + ("" if driver == "kafka" else f"-{driver}")
+        run = f"bench-floor-{mode}-{driver}-{uuid.uuid4().hex[:6]}"
         data_dir = self.root / "state" / run
         data_dir.mkdir(parents=True, exist_ok=True)
         child = Child(
-            f"faust-floor-{mode}",
+            name,
             [str(VENV_BIN / "faust"), "-A", "bench.floor", "worker", "-l", "info"],
-            self.logs / f"faust-floor-{mode}.log",
+            self.logs / f"{name}.log",
             env={
                 "FLOOR_MODE": mode,
+                "FLOOR_DRIVER": driver,
                 "APP_ID": run,
                 "KAFKA_BOOTSTRAP": self.bootstrap,
                 "FLOOR_TOPIC": TOPIC,
@@ -325,8 +328,9 @@ class Bench:
         label = {
             "events": "floor: Faust, empty agent",
             "table": "floor: Faust, 1 table write per tx",
-        }
-        result = await self.measure_group(run, f"faust-floor-{mode}", label[mode], "limit", [child])
+            "take": "floor: Faust, stream.take(1000) batches",
+        }[mode] + ("" if driver == "kafka" else f" ({driver} driver)")
+        result = await self.measure_group(run, name, label, "limit", [child])
         child.stop()
         return result
 
@@ -692,6 +696,9 @@ class Bench:
             self.systems.append(await self.drain("confluent"))
             self.systems.append(await self.faust_floor("events"))
             self.systems.append(await self.faust_floor("table"))
+        if "floor-variants" in phases:
+            self.systems.append(await self.faust_floor("take"))
+            self.systems.append(await self.faust_floor("events", driver="confluent"))
         if "worker" in phases:
             self.systems.append(await self.workers(1))
             self.systems.append(await self.workers(2))
