@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from typing import Any
 
 import faust
 import mode.loop
@@ -26,7 +28,29 @@ except SettingsError as exc:  # one line for a person, not a traceback from insi
     raise SystemExit(2) from None
 
 
+class SendFailures(faust.Sensor):
+    """Faust reports a record it could not deliver (after the producer's retries, or refused)
+    here and otherwise goes on: a changelog record lost that way is a hole in the table that
+    later commits would hide. The worker stops as crashed instead, at the first one: nothing
+    after it is committed, and the next start rebuilds the tables from the changelog."""
+
+    def __init__(self, app: faust.App) -> None:
+        super().__init__()
+        self.app = app
+        self.failed = 0
+        self.crashing: asyncio.Future[None] | None = None
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        self.failed += 1
+        if self.failed == 1:
+            self.app.log.error("a record was not delivered to Kafka (%r): stopping the worker", exc)
+            self.crashing = asyncio.ensure_future(self.app.crash(exc))
+
+
 class DetectorApp(faust.App):
+    _kafka_producer: Any = None  # the aiokafka producer, kept at the stop (on_shutdown)
+    send_failures: SendFailures
+
     async def on_first_start(self) -> None:
         open_local_state(settings.data_dir, self.conf.tabledir)  # before any table is opened
         await super().on_first_start()
@@ -49,15 +73,15 @@ class DetectorApp(faust.App):
 
     async def on_stop(self) -> None:
         """The stop begins: the Kafka producer is kept, to see at the end what it delivered."""
-        self._kafka_producer = getattr(self.producer, "_producer", None)
+        self._kafka_producer = getattr(self._producer, "_producer", None)
         await super().on_stop()
 
     async def on_shutdown(self) -> None:
         """After every child service stopped, the producer flushed (changelog delivered)."""
         await super().on_shutdown()
-        if self._crashed.is_set():  # a stop that raised never gets here
+        if self._crashed.is_set() or self.send_failures.failed:  # a crash never gets here
             return
-        left = undelivered_batches(getattr(self, "_kafka_producer", None))
+        left = undelivered_batches(self._kafka_producer)
         if left:  # Kafka unreachable at the stop: the local tables are ahead of the changelog
             self.log.warning(
                 "%d record batches were not delivered at the stop: the local tables will be "
@@ -104,6 +128,9 @@ app = DetectorApp(
     value_serializer="raw",
     autodiscover=["app.commands"],  # the operator commands (faust -A app pair|top|...)
 )
+
+app.send_failures = SendFailures(app)
+app.sensors.add(app.send_failures)
 
 # Registers the agents, tables and timers on the app.
 from app import agents, views  # noqa: E402, F401

@@ -52,10 +52,11 @@ async def publish_threshold(settings: Settings, cents: int) -> None:
             await asyncio.wait_for(
                 producer.partitions_for(settings.control_topic), TOPIC_WAIT_SECONDS
             )
-        except (UnknownTopicOrPartitionError, TimeoutError):
+        except (UnknownTopicOrPartitionError, TimeoutError):  # Kafka names no missing topic
             raise TopicError(
                 f"the control topic {settings.control_topic} does not exist on "
-                f"{settings.bootstrap}: a worker creates it when it starts; start one first"
+                f"{settings.bootstrap} (no metadata for it within {TOPIC_WAIT_SECONDS:g} s): a "
+                "worker creates it when it starts; start one first"
             ) from None
         value = models.encode({"threshold": models.dollars(cents)})
         await producer.send_and_wait(settings.control_topic, key=THRESHOLD_KEY, value=value)

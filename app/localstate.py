@@ -11,8 +11,9 @@ value. The changelog alone, read from the start, is a prefix of what was done.
 
 So a worker marks a clean stop in its data dir, and one that starts without the mark discards its
 local tables and recovers them from the changelog. A stop is clean only if the producer delivered
-everything: a worker stopped while Kafka is unreachable ends with its last changelog records still
-in the producer, and its local tables ahead of the changelog.
+everything: a stop cut short while Kafka is unreachable ends with its last changelog records still
+in the producer, and its local tables ahead of the changelog (a record that failed outright
+crashes the worker: app.app.SendFailures).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import random
 import time
 import zlib
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -291,7 +292,7 @@ async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None
         settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()
     )
     later = time.monotonic() + 3600
-    monkeypatch.setattr(time, "monotonic", lambda: later)
+    monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
     detector.beat()
     detector.on_rebalance((), assigned={0})
     await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
@@ -308,7 +309,7 @@ async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
     )
     detector.on_rebalance((), assigned={0})
     later = time.monotonic() + 3600  # an hour of restoring a large table
-    monkeypatch.setattr(time, "monotonic", lambda: later)
+    monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
     record = detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
     await asyncio.wait_for(record, timeout=1)  # not held waiting for a rebalance
     assert not detector.expelled
@@ -370,8 +371,8 @@ async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again(
 
 
 async def test_indexing_many_pairs_lets_the_event_loop_run() -> None:
-    # the consumer's heartbeats run on the same loop: a rebuild that held it for the tens of
-    # seconds a million pairs take would get the worker expelled from the group
+    # the stall guard's heartbeat timer runs on the same loop: a rebuild that held it for the
+    # tens of seconds a million pairs take would look like a stopped process
     table: dict[str, bytes] = {}
     writer = Detector(
         settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic()

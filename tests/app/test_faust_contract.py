@@ -104,7 +104,7 @@ def test_the_table_store_takes_the_rocksdb_memory_settings() -> None:
     assert options.as_options() is not None  # rocksdict accepts them
 
 
-def test_a_stopped_producer_still_shows_what_it_did_not_deliver() -> None:
+def test_the_undelivered_batch_count_reads_attributes_aiokafka_has() -> None:
     # app/localstate.undelivered_batches reads the accumulator of Faust's aiokafka producer
     import aiokafka
     from aiokafka.producer.message_accumulator import MessageAccumulator
@@ -117,3 +117,30 @@ def test_a_stopped_producer_still_shows_what_it_did_not_deliver() -> None:
     source = inspect.getsource(MessageAccumulator.__init__)
     assert "self._batches = " in source and "self._pending_batches = set()" in source
     assert undelivered_batches(object()) == 0
+
+
+async def test_an_undelivered_record_crashes_the_worker_once() -> None:
+    # Faust only logs a record it could not send; a lost changelog record must stop the worker
+    import asyncio
+    import logging
+
+    from app.app import SendFailures
+
+    class FakeApp:
+        log = logging.getLogger("fake")
+
+        def __init__(self) -> None:
+            self.crashes: list[BaseException] = []
+
+        async def crash(self, reason: BaseException) -> None:
+            self.crashes.append(reason)
+
+    fake = FakeApp()
+    sensor = SendFailures(fake)  # type: ignore[arg-type]
+    error = RuntimeError("request timed out")
+    sensor.on_send_error(None, error, None)
+    sensor.on_send_error(None, RuntimeError("again"), None)
+    await asyncio.sleep(0)
+    assert fake.crashes == [error]
+    assert sensor.failed == 2
+    assert app.send_failures in app.sensors  # type: ignore[attr-defined]
