@@ -52,15 +52,23 @@ def records(count: int, seed: int = 1) -> Iterator[Record]:
 
 async def prefill(bootstrap: str, topic: str, count: int, seed: int = 1) -> float:
     """Produce the data set into `topic` (keyed by pair, acks=all); returns the seconds taken."""
-    sink = KafkaSink(bootstrap, topic, bulk=True, client_id="bench-prefill")
+    return await produce(bootstrap, topic, records(count, seed), count, client_id="bench-prefill")
+
+
+async def produce(
+    bootstrap: str, topic: str, batch: Iterator[Record], count: int, *, client_id: str
+) -> float:
+    """Produce `count` records as fast as the broker takes them, in whole batches (acks=all);
+    returns the seconds taken."""
+    sink = KafkaSink(bootstrap, topic, bulk=True, client_id=client_id)
     await sink.start()
     started = time.monotonic()
     try:
-        await run(records(count, seed), sink, rate=0, stop=asyncio.Event(), stats=RunStats())
+        await run(batch, sink, rate=0, stop=asyncio.Event(), stats=RunStats())
     finally:
         await sink.stop()
     if sink.acknowledged != count:
-        raise RuntimeError(f"prefill: {sink.acknowledged} of {count} records acknowledged")
+        raise RuntimeError(f"{topic}: {sink.acknowledged} of {count} records acknowledged")
     return time.monotonic() - started
 
 

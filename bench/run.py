@@ -600,13 +600,11 @@ class Bench:
         # IDLE_TIMEOUT 1 s: the input topic stays empty, so idle ticks are the records that
         # make the worker index its pairs (the stored values have no watermark to move)
         env = {**self.worker_env(run, fraud, dlq, topic=tx), "IDLE_TIMEOUT": "1"}
-        result = await self.restore(run, 0, env, pairs)
+        result = await self.restore(run, env, pairs)
         self.states.append({"label": label, **result, "value_mb": value_bytes >> 20})
 
-    async def restore(
-        self, run: str, ordinal: int, env: dict[str, str], pairs: int
-    ) -> dict[str, Any]:
-        child, port = self.start_worker(run, ordinal, env)  # its own, empty data dir
+    async def restore(self, run: str, env: dict[str, str], pairs: int) -> dict[str, Any]:
+        child, port = self.start_worker(run, 0, env)  # its own, empty data dir
         sampler = TreeSampler([child.pid])
         sampler.start()
         started = time.monotonic()

@@ -11,14 +11,10 @@ what a worker holding that many pairs uses.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 from app import models
 from app.parsing import Transaction
 from app.windowing import NO_WATERMARK, PairWindows, Source, WindowSpec
 from bench import dataset
-from generator.sink import KafkaSink
 from generator.stream import Record
 
 SPEC = WindowSpec(
@@ -56,24 +52,13 @@ def pair_states(pairs: int, partitions: int) -> dict[bytes, bytes]:
     return states
 
 
-def _records(states: dict[bytes, bytes]) -> Iterator[Record]:
-    for key, value in states.items():
-        yield Record(key=key, value=value, event_time_ms=None, kind="normal")
-
-
 async def prefill_changelog(
     bootstrap: str, topic: str, states: dict[bytes, bytes]
 ) -> tuple[float, int]:
     """Write `states` to the changelog `topic`; returns (seconds, bytes of values)."""
-    sink = KafkaSink(bootstrap, topic, bulk=True, client_id="bench-state")
-    await sink.start()
-    started = time.monotonic()
-    try:
-        for record in _records(states):
-            await sink.send(record)
-        await sink.flush()
-    finally:
-        await sink.stop()
-    if sink.acknowledged != len(states):
-        raise RuntimeError(f"changelog: {sink.acknowledged} of {len(states)} acknowledged")
-    return time.monotonic() - started, sum(len(v) for v in states.values())
+    records = (
+        Record(key=key, value=value, event_time_ms=None, kind="normal")
+        for key, value in states.items()
+    )
+    seconds = await dataset.produce(bootstrap, topic, records, len(states), client_id="bench-state")
+    return seconds, sum(len(v) for v in states.values())
