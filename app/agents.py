@@ -8,7 +8,9 @@ TOPIC_PARTITIONS partitions and are read by one agent, so Faust assigns partitio
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from faust.types import TP, EventT
@@ -17,6 +19,8 @@ from app.app import app, settings
 from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
+from app.localstate import restart_afresh
+from app.progress import CHECK_S, STALL_S, ProgressWatch
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ detector = Detector(
     fraud=fraud_topic,
     dead_letters=dlq_topic,
     rekeyed=rekeyed_topic,
+    restart=restart_afresh,
 )
 
 
@@ -98,6 +103,51 @@ async def detect(stream: Any) -> None:
             log.warning(
                 "skipped %s/%d@%d: %s", message.topic, message.partition, message.offset, fenced
             )
+
+
+async def watch_progress() -> None:
+    """Restart the worker when a partition it must read is no longer read (app.progress).
+    Started with the app, not as a Faust timer: those start only after the first recovery."""
+    watch = ProgressWatch()
+    while True:
+        await asyncio.sleep(CHECK_S)
+        try:
+            offsets = await _offsets_to_read()
+        except Exception as exc:  # Kafka unreachable, or the assignment moved on meanwhile
+            log.debug("offsets not read: %r", exc)
+            continue
+        if offsets is None:  # a rebalance: partitions move, and are read again
+            watch.reset()
+            continue
+        doing, read, last = offsets
+        stuck = watch.stuck(read, last, time.monotonic())
+        if stuck:
+            names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
+            restart_afresh(f"{doing} {names}: records waiting and none read for {STALL_S:.0f}s")
+
+
+async def _offsets_to_read() -> tuple[str, dict[TP, int], dict[TP, int]] | None:
+    """What the worker is reading: the changelog partitions it restores, else its input
+    partitions; per partition the offset read and the last one there is. None in a rebalance."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
+    if recovery.in_recovery:
+        read = {tp: recovery.active_offsets[tp] for tp in recovery.active_tps}
+        return "restoring", read, dict(recovery.active_highwaters)
+    if app.rebalancing:
+        return None
+    topics = {settings.transactions_topic, settings.pairs_topic, settings.ticks_topic}
+    owned = [tp for tp in app.consumer.assignment() if tp.topic in topics]
+    ends = await app.consumer.highwaters(*owned) if owned else {}
+    handed = app.consumer._read_offset  # type: ignore[attr-defined]  # last one to the stream
+    read = {}
+    for tp in owned:
+        # the fetch position moves past transaction markers (an upstream writing with
+        # transactions), which are never handed out: the last offset alone would wait on them
+        fetched = await app.consumer.position(tp)
+        read[tp] = max(
+            -1 if handed.get(tp) is None else handed[tp], -1 if fetched is None else fetched - 1
+        )
+    return "reading", read, {tp: end - 1 for tp, end in ends.items() if end is not None}
 
 
 @app.timer(interval=0.5)  # type: ignore[untyped-decorator]

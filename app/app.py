@@ -12,6 +12,7 @@ import mode.loop
 from faust.types.auth import CredentialsT
 
 from app.errors import KafkaUnavailable, SettingsError
+from app.fencing import FencedTable
 from app.localstate import mark_clean_stop, open_local_state, undelivered_batches
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
@@ -61,15 +62,10 @@ class DetectorApp(faust.App):
             # the process's own stderr: Faust's worker logs what is written to sys.stderr
             print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
-        from app.agents import control  # defined with the agents, which import this module
+        from app.agents import control, watch_progress  # the agents import this module
 
         await control.catch_up()  # the threshold in force, before any input is processed
-
-    def on_rebalance_start(self) -> None:
-        super().on_rebalance_start()
-        from app.agents import detector
-
-        detector.on_rebalance_start()  # a worker back from a stall stops waiting: see _guard
+        self.add_future(watch_progress())
 
     async def on_stop(self) -> None:
         """The stop begins: the Kafka producer is kept, to see at the end what it delivered."""
@@ -113,6 +109,7 @@ app = DetectorApp(
     broker_credentials=broker_credentials(settings.security),
     store=settings.store,
     datadir=str(settings.data_dir),
+    Table=FencedTable,  # changelog records name their writer: see app.fencing
     topic_partitions=settings.partitions,
     table_standby_replicas=settings.standby_replicas,
     processing_guarantee=settings.processing_guarantee,

@@ -46,6 +46,7 @@ class Sender(Protocol):
 
 
 Now = Callable[[], float]
+Restart = Callable[[str], None]  # the worker restarts with its tables rebuilt: does not return
 
 
 class Detector:
@@ -59,6 +60,7 @@ class Detector:
         fraud: Sender,
         dead_letters: Sender,
         rekeyed: Sender,
+        restart: Restart,
         now: Now = time.time,
     ) -> None:
         self.settings = settings
@@ -72,6 +74,7 @@ class Detector:
         self.fraud = fraud
         self.dead_letters = dead_letters
         self.rekeyed = rekeyed
+        self.restart = restart
         self.now = now
         self.clocks: dict[int, PartitionClock] = {}
         self.due: dict[int, DueIndex] = {}
@@ -81,10 +84,7 @@ class Detector:
         self.latency = Histogram()  # record's Kafka timestamp -> processed
         self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
-        self.last_beat: float | None = None  # the heartbeat timer's last beat (_guard)
-        self.expelled = False  # stopped past the session timeout: nothing is ours until assigned
-        self.rebalancing = False  # between the start of a rebalance and the next assignment
-        self.regrouped = asyncio.Event()  # a rebalance started or an assignment came
+        self.last_beat: float | None = None  # the heartbeat timer's last beat (_check_gap)
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -113,7 +113,7 @@ class Detector:
     async def _transaction(
         self, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
-        await self._guard(partition)
+        self._guard(partition)
         self.last_input[partition] = self.now()
         clock = await self._clock(partition)
         self.counts["received"] += 1
@@ -140,7 +140,7 @@ class Detector:
 
     async def on_rekeyed(self, partition: int, value: bytes | None) -> None:
         """A record of the internal re-keyed topic: a transaction or a watermark announcement."""
-        await self._guard(partition)
+        self._guard(partition)
         clock = await self._clock(partition)
         data = models.decode(value or b"{}")
         if "wm" in data:
@@ -158,7 +158,7 @@ class Detector:
 
     async def on_tick(self, partition: int) -> None:
         """A wall-clock tick for an input partition that may be idle."""
-        await self._guard(partition)
+        self._guard(partition)
         clock = await self._clock(partition)
         idle_s = self.settings.idle_timeout_s
         now = self.now()
@@ -188,24 +188,6 @@ class Detector:
             self.assigned.difference_update(revoked)
         if assigned is not None:
             self.assigned = set(assigned)
-            self._rejoined(reload=self.expelled)
-            self.rebalancing = False
-            self.regrouped.set()
-
-    def on_rebalance_start(self) -> None:
-        """The group began a rebalance (Faust calls this before it revokes anything)."""
-        self.rebalancing = True
-        self.regrouped.set()
-
-    def _rejoined(self, *, reload: bool) -> None:
-        """A member of the group again: a gap counts from here. With ``reload`` (it was
-        expelled), in-memory state is dropped and reloaded from the table: another worker may
-        have moved our partitions on meanwhile."""
-        if reload:
-            self.expelled = False
-            self._forget(list(self.clocks))
-        if self.last_beat is not None:  # None: the timer has not beaten yet (see _check_gap)
-            self.last_beat = time.monotonic()
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
@@ -222,41 +204,29 @@ class Detector:
         self.last_beat = time.monotonic()
 
     def _check_gap(self) -> None:
+        """A worker stopped (SIGSTOP, a frozen VM) past the session timeout has been removed
+        from the group, but learns it only at its next heartbeat: another worker owns its
+        partitions and may have moved them on. What it would write now would overwrite the new
+        owner's state. Its local tables are behind the changelog too: the records it held go out
+        after the new owner's, and their acknowledgements move its restore point past those.
+        So it restarts and rebuilds its tables from the changelog, where app.fencing drops the
+        records it held."""
         # None until the timer's first beat: Faust starts timers only once the first table
         # recovery is done, and records may come before that beat; start-up is no stall
         if self.last_beat is None:
             return
-        if (
-            time.monotonic() - self.last_beat > self.settings.session_timeout_s
-            and not self.expelled
-        ):
-            self.expelled = True
-            if not self.rebalancing:
-                self.regrouped.clear()  # wait for the rebalance the group will start
+        gap = time.monotonic() - self.last_beat
+        if gap > self.settings.session_timeout_s:
+            self.restart(
+                f"the worker was stopped for {gap:.0f}s, past the session timeout "
+                f"({self.settings.session_timeout_s:.0f}s): it may have lost its partitions"
+            )
+            raise Fenced("this worker was stopped past the session timeout")  # restart returned
 
-    async def _guard(self, partition: int) -> None:
-        """Refuse to change state for a partition this worker may have lost.
-
-        A worker stopped (SIGSTOP, a frozen VM) past the session timeout has been removed from
-        the group, but learns it only at its next heartbeat; another worker owns its partitions
-        and may have moved them on, so what it wrote now would overwrite the new owner's state.
-        After such a stall it waits for the rebalance that brings it back; every record until
-        the new assignment is refused (Fenced): the rebalance itself waits for the records in
-        flight, and their partitions are read again from the committed offset by whoever owns
-        them. The next assignment ends it, and in-memory state is reloaded from the table.
-        """
+    def _guard(self, partition: int) -> None:
+        """Refuse to change state for a partition this worker may have lost (Fenced): after a
+        stall past the session timeout (see _check_gap), or once the partition was revoked."""
         self._check_gap()
-        if self.expelled and not self.rebalancing:
-            log.warning("the worker was stopped past the session timeout: waiting to rejoin")
-            try:
-                await asyncio.wait_for(
-                    self.regrouped.wait(), timeout=3 * self.settings.session_timeout_s + 30
-                )
-            except TimeoutError:  # the loop was only busy: the group kept us, nothing moved
-                log.warning("no rebalance came: going on")
-                self._rejoined(reload=True)
-        if self.expelled:
-            raise Fenced("this worker left the group while stopped: waiting for its assignment")
         if self.assigned is not None and partition not in self.assigned:
             raise Fenced(f"partition {partition} is no longer assigned to this worker")
 
@@ -288,7 +258,7 @@ class Detector:
             return
         self.counts["processed"] += 1
         await self._alert(clock.partition, THRESHOLD_CROSSED, tx.pair, crossed)
-        await self._guard(clock.partition)  # the alert's wait may have spanned a stall
+        self._guard(clock.partition)  # the alert's wait may have spanned a stall
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
 
@@ -342,7 +312,7 @@ class Detector:
             await self._alert(
                 clock.partition, WINDOW_CLOSED, pair, state.close(self.spec, clock.closed)
             )
-            await self._guard(clock.partition)
+            self._guard(clock.partition)
             if state.panes:
                 self.table[pair] = models.encode(state.to_json())
                 due.schedule(state.next_close_ms(self.spec), pair)
@@ -355,7 +325,7 @@ class Detector:
         """Send alerts and wait for the broker's acknowledgement (before state says 'sent')."""
         if not windows:
             return
-        await self._guard(partition)
+        self._guard(partition)
         detected = int(self.now() * 1000)
         pending = []
         for window in windows:

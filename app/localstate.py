@@ -19,9 +19,11 @@ crashes the worker: app.app.SendFailures).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +61,19 @@ def undelivered_batches(producer: Any) -> int:
         return 0
     waiting = sum(len(batches) for batches in accumulator._batches.values())
     return waiting + len(accumulator._pending_batches)
+
+
+def restart_afresh(reason: str) -> NoReturn:
+    """Restart the worker in place (the same command, the same process id) with its local
+    tables discarded: no clean-stop mark is left, so the new start rebuilds them from the
+    changelog. For a worker whose local state can no longer be trusted while it runs; nothing
+    in flight is waited for (what its producer held is what must not go out)."""
+    log.warning("%s: restarting, the local tables rebuilt from the changelog", reason)
+    logging.shutdown()  # flush the log handlers: exec replaces the process as it is
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(sys.executable, sys.orig_argv)
+    except OSError as exc:  # no such interpreter any more: a supervisor restarts the pod
+        print(f"fraud-detector: restart failed ({exc}): exiting", file=sys.stderr, flush=True)
+        os._exit(70)

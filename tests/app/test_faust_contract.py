@@ -144,3 +144,35 @@ async def test_an_undelivered_record_crashes_the_worker_once() -> None:
     assert fake.crashes == [error]
     assert sensor.failed == 2
     assert app.send_failures in app.sensors  # type: ignore[attr-defined]
+
+
+def test_the_fenced_table_writes_its_changelog_as_faust_does() -> None:
+    # app.fencing.FencedTable.send_changelog is Faust's, plus a header and the write time
+    from app.agents import pair_windows
+    from app.fencing import FencedTable
+
+    assert isinstance(pair_windows, FencedTable)
+    ours = inspect.signature(FencedTable.send_changelog)
+    assert ours.parameters.keys() == inspect.signature(Collection.send_changelog).parameters.keys()
+    faust_s = inspect.getsource(Collection.send_changelog)
+    for part in ("send_soon(", "callback=self._on_changelog_sent", "eager_partitioning=True"):
+        assert part in faust_s
+    # a restore (and a standby) applies the changelog through the table, with its headers
+    from faust.tables.recovery import Recovery
+
+    assert "table.apply_changelog_batch(" in inspect.getsource(Recovery._slurp_changelogs.fun)
+    to_message = inspect.getsource(driver.Consumer._to_message)
+    assert "record.headers" in to_message and "record.timestamp_type" in to_message
+
+
+def test_the_progress_watch_reads_what_faust_keeps() -> None:
+    # app.agents.watch_progress: the recovery's offsets, the offset last handed to the stream
+    from faust.tables.recovery import Recovery
+
+    init = inspect.getsource(Recovery.__init__)
+    for name in ("self.active_offsets = ", "self.active_highwaters = "):
+        assert name in init
+    assert "self.in_recovery = True" in inspect.getsource(Recovery._set_recovery_started)
+    assert "set_read_offset(tp, offset)" in inspect.getsource(Consumer._drain_messages)
+    assert "read_offset.update(" in inspect.getsource(Consumer.perform_seek)
+    assert "self.rebalancing = False" in inspect.getsource(type(app).on_rebalance_end)

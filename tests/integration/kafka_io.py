@@ -63,7 +63,7 @@ async def read_until(
     )
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         await consumer.seek_to_beginning()
         records: list[Written] = []
@@ -83,7 +83,7 @@ async def read_until(
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(50):
         partitions = consumer.partitions_for_topic(topic)
         if partitions:
@@ -119,7 +119,7 @@ async def uncommitted(bootstrap: str, group: str, topic: str) -> int:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        partitions = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         ends = await consumer.end_offsets(partitions)
         return sum(
             end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()

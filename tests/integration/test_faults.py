@@ -10,18 +10,27 @@ fully committed by the group. Figures (faults, duplicates, recovery seconds) are
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from localkafka import LocalKafka, free_ports
 
+from app.fencing import GENERATION_HEADER
 from generator import GeneratorConfig, generate
 from tests.conftest import TopicFactory
-from tests.integration.kafka_io import Written, produce, read_until, wait_committed
+from tests.integration.kafka_io import (
+    Written,
+    produce,
+    read_until,
+    topic_partitions,
+    wait_committed,
+)
 from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, expect
 
 REPORT = Path(__file__).resolve().parents[2] / ".run" / "fault-report.jsonl"
@@ -42,7 +51,20 @@ def duplicates(fraud: list[Written]) -> int:
     return sum(n - 1 for n in seen.values())
 
 
-def report(scenario: str, faults: int, fraud: list[Written], recovery_s: list[float]) -> None:
+def logged(pipeline: Pipeline, pattern: str) -> int:
+    """How many times the workers logged a line matching ``pattern`` (summing its count group,
+    if it has one)."""
+    found = [m for w in pipeline.workers for m in re.finditer(pattern, w.log_text())]
+    return sum(int(m.group(1)) if m.groups() else 1 for m in found)
+
+
+def report(
+    scenario: str,
+    faults: int,
+    fraud: list[Written],
+    recovery_s: list[float],
+    pipeline: Pipeline,
+) -> None:
     REPORT.parent.mkdir(exist_ok=True)
     with REPORT.open("a") as out:
         row = {
@@ -52,6 +74,9 @@ def report(scenario: str, faults: int, fraud: list[Written], recovery_s: list[fl
             "missing": 0,  # asserted
             "duplicates": duplicates(fraud),
             "recovery_s": [round(s, 1) for s in recovery_s],
+            # the worker's own remedies (app.localstate.restart_afresh, app.fencing)
+            "restarts": logged(pipeline, r"restarting, the local tables rebuilt"),
+            "fenced_records": logged(pipeline, r"(\d+) changelog records not restored"),
         }
         out.write(json.dumps(row) + "\n")
 
@@ -86,20 +111,9 @@ async def kill_three_times(pipeline: Pipeline) -> tuple[list[Written], list[floa
     return await finish(pipeline, written), recovery
 
 
-# Expected failures: both scenarios hit Faust's rebalance defects now and then (a worker that stops
-# fetching after a rebalance, offsets jumped; see docs/semantics.md). They run in every `make test`
-# and report XFAIL or XPASS.
-FAUST_REBALANCE_DEFECTS = pytest.mark.xfail(
-    strict=False,
-    reason="Faust's consumer can stop fetching or jump offsets after a rebalance "
-    "(docs/semantics.md, Faust defects that break the guarantee)",
-)
-
-
-@FAUST_REBALANCE_DEFECTS
 async def test_kill_9_three_times_with_3_workers(pipeline: Pipeline) -> None:
     fraud, recovery = await kill_three_times(pipeline)
-    report("kill -9 x3, 3 workers", 3, fraud, recovery)
+    report("kill -9 x3, 3 workers", 3, fraud, recovery, pipeline)
 
 
 async def test_broker_restart_mid_run(tmp_path: Path) -> None:
@@ -123,13 +137,14 @@ async def test_broker_restart_mid_run(tmp_path: Path) -> None:
         started = time.monotonic()
         fraud = await finish(pipeline, written)
         assert all(w.alive() for w in workers), "a worker died instead of reconnecting"
-        report(f"broker restart ({outage:.0f}s down)", 1, fraud, [time.monotonic() - started])
+        report(
+            f"broker restart ({outage:.0f}s down)", 1, fraud, [time.monotonic() - started], pipeline
+        )
     finally:
         pipeline.stop()
         broker.stop()
 
 
-@FAUST_REBALANCE_DEFECTS  # and a resumed worker's changelog records that were waiting to be sent
 async def test_a_frozen_worker_emits_nothing_stale(pipeline: Pipeline) -> None:
     pipeline.env["KAFKA_SESSION_TIMEOUT"] = "8"
     workers = [pipeline.worker(i) for i in range(2)]
@@ -156,7 +171,7 @@ async def test_a_frozen_worker_emits_nothing_stale(pipeline: Pipeline) -> None:
     written += await produce(pipeline.bootstrap, topic, parts[2])
     fraud = await finish(pipeline, written)
     assert other.alive() and frozen.alive()
-    report("SIGSTOP > session timeout", 1, fraud, [])
+    report("SIGSTOP > session timeout", 1, fraud, [], pipeline)
 
 
 async def test_a_lost_data_dir_is_rebuilt_from_the_changelog(pipeline: Pipeline) -> None:
@@ -171,4 +186,52 @@ async def test_a_lost_data_dir_is_rebuilt_from_the_changelog(pipeline: Pipeline)
     recovery = worker.restart_timed(TIMEOUT)
     written += await produce(pipeline.bootstrap, topic, parts[1])
     fraud = await finish(pipeline, written)
-    report("data dir deleted", 1, fraud, [recovery])
+    report("data dir deleted", 1, fraud, [recovery], pipeline)
+
+
+async def test_a_replaced_writer_s_changelog_records_are_not_restored(pipeline: Pipeline) -> None:
+    # what a worker frozen past the session timeout sends when it resumes, made on purpose: a
+    # record of an older generation, written before the newest owner's, after them in the log
+    worker = pipeline.worker(0)
+    worker.wait_ready(timeout=TIMEOUT)
+    lines = [b"2017-07-23T00:00:01Z;1;2;5", b"2017-07-23T00:00:02Z;1;2;7"]
+    await produce(pipeline.bootstrap, pipeline.topics["transactions"], [(b"1:2", x) for x in lines])
+    changelog = f"{pipeline.env['APP_ID']}-pair-windows-changelog"
+    first, last = await pair_records(pipeline.bootstrap, changelog, b"1:2", count=2)
+    state = worker.get("/pair/1:2")[1]["windows"]
+    assert [w["count"] for w in state] == [2] * len(state)
+    zombie = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all")
+    await zombie.start()
+    try:
+        older = b"%d" % (int(dict(last.headers)[GENERATION_HEADER]) - 1)
+        await zombie.send_and_wait(
+            changelog, key=first.key, value=first.value, partition=first.partition,
+            timestamp_ms=first.timestamp - 1000,  # before the owner's first write (its clock's)
+            headers=[(GENERATION_HEADER, older)],
+        )  # fmt: skip
+    finally:
+        await zombie.stop()
+    worker.stop()
+    shutil.rmtree(worker.data_dir)  # restored from the changelog alone
+    worker.restart_timed(TIMEOUT)
+    assert worker.get("/pair/1:2")[1]["windows"] == state  # not the one-transaction value
+    assert logged(pipeline, r"(\d+) changelog records not restored") == 1
+
+
+async def pair_records(bootstrap: str, topic: str, key: bytes, count: int) -> list[Any]:
+    """The first ``count`` changelog records of ``key`` (with headers and timestamps)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        found: list[Any] = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{len(found)} records of {key!r} on {topic}"
+            batch = await consumer.getmany(timeout_ms=1000)
+            found += [m for ms in batch.values() for m in ms if m.key == key]
+        return found[:count]
+    finally:
+        await consumer.stop()

@@ -1,0 +1,50 @@
+"""A worker that owns records it no longer reads restarts.
+
+Faust's consumer can stop fetching a partition after a rebalance, with nothing in its logs but a
+warning repeated every five seconds. Seen in the kill -9 fault test: a worker's table recovery
+waited four minutes for a changelog partition it had just been given, with 2,132 records to
+read, and received none, so its input partitions were never processed either (faust-streaming
+issue 629 and its kin). So, every few seconds, the worker compares, for each partition it must
+read, what it has read with the last offset there is: a changelog partition it is restoring
+(Faust's recovery counts both), or an input partition once it is ready (the broker's end offset
+against the consumer's fetch position, or the last offset it handed to the stream if that is
+further). One with records waiting and nothing read for STALL_S seconds is stuck, and the worker restarts (app.localstate.restart_afresh): a new
+consumer and a new assignment. This module is the pure rule; app/agents.py feeds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import TypeVar
+
+CHECK_S = 5.0  # seconds between two looks
+STALL_S = 60.0  # records waiting and none read for this long: stuck
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ProgressWatch:
+    def __init__(self, stall_s: float = STALL_S) -> None:
+        self.stall_s = stall_s
+        self.reading: dict[Hashable, tuple[int, float]] = {}  # offset read, since when
+
+    def stuck(self, read: Mapping[K, int], last: Mapping[K, int], now: float) -> list[K]:
+        """The partitions with records waiting (last offset beyond the one read) whose read
+        offset has not moved for ``stall_s``; ``-1`` reads as nothing read yet."""
+        reading: dict[Hashable, tuple[int, float]] = {}
+        stuck = []
+        for partition, offset in read.items():
+            end = last.get(partition)
+            if end is None or end <= offset:
+                continue  # nothing waiting: a wait starts again from the next look
+            before = self.reading.get(partition)
+            since = before[1] if before is not None and before[0] == offset else now
+            reading[partition] = (offset, since)
+            if now - since >= self.stall_s:
+                stuck.append(partition)
+        self.reading = reading
+        return stuck
+
+    def reset(self) -> None:
+        """A rebalance: partitions move and are read again from their committed offsets."""
+        self.reading.clear()

@@ -1,0 +1,42 @@
+"""A partition with records waiting and nothing read for STALL_S is stuck (app.progress)."""
+
+from __future__ import annotations
+
+from app.progress import ProgressWatch
+
+
+def test_a_partition_read_no_further_while_records_wait_is_stuck() -> None:
+    watch = ProgressWatch(stall_s=60)
+    assert watch.stuck({"p0": 10}, {"p0": 500}, now=0) == []
+    assert watch.stuck({"p0": 10}, {"p0": 900}, now=59) == []  # more waiting, none read
+    assert watch.stuck({"p0": 10}, {"p0": 900}, now=60) == ["p0"]
+
+
+def test_reading_on_is_no_stall() -> None:
+    watch = ProgressWatch(stall_s=60)
+    for second in range(0, 300, 5):
+        assert watch.stuck({"p0": second}, {"p0": 10_000}, now=second) == []
+
+
+def test_nothing_waiting_is_no_stall_and_a_wait_counts_from_when_records_come() -> None:
+    watch = ProgressWatch(stall_s=60)
+    assert watch.stuck({"p0": 10}, {"p0": 10}, now=0) == []  # read to the end
+    assert watch.stuck({"p0": 10}, {"p0": 11}, now=100) == []  # a record came: the wait begins
+    assert watch.stuck({"p0": 10}, {"p0": 11}, now=159) == []
+    assert watch.stuck({"p0": 10}, {"p0": 11}, now=160) == ["p0"]
+
+
+def test_nothing_read_yet_counts_as_minus_one() -> None:
+    watch = ProgressWatch(stall_s=60)
+    watch.stuck({"changelog/3": -1}, {"changelog/3": 2131}, now=0)
+    assert watch.stuck({"changelog/3": -1, "changelog/4": 3231}, {"changelog/3": 2131}, 60) == [
+        "changelog/3"
+    ]
+
+
+def test_a_rebalance_starts_every_wait_again() -> None:
+    watch = ProgressWatch(stall_s=60)
+    watch.stuck({"p0": 10}, {"p0": 500}, now=0)
+    watch.reset()
+    assert watch.stuck({"p0": 10}, {"p0": 500}, now=60) == []
+    assert watch.stuck({"p0": 10}, {"p0": 500}, now=120) == ["p0"]
