@@ -158,7 +158,10 @@ async def test_a_frozen_worker_emits_nothing_stale(pipeline: Pipeline) -> None:
     assert frozen.process is not None
     frozen.process.send_signal(signal.SIGSTOP)
     try:
-        # the other worker takes over every partition and processes what comes next
+        # past the session timeout: the group drops the frozen one, the other takes over every
+        # partition and processes what comes next
+        partitions = int(pipeline.env["TOPIC_PARTITIONS"])
+        other.wait_metric("fraud_assigned_partitions", above=partitions - 1, timeout=TIMEOUT)
         written += await produce(pipeline.bootstrap, topic, parts[1])
         expected_so_far = expect(written)
         await read_until(
@@ -171,6 +174,7 @@ async def test_a_frozen_worker_emits_nothing_stale(pipeline: Pipeline) -> None:
     written += await produce(pipeline.bootstrap, topic, parts[2])
     fraud = await finish(pipeline, written)
     assert other.alive() and frozen.alive()
+    assert logged(pipeline, r"stopped for \d+s, past the session timeout") == 1  # it restarted
     report("SIGSTOP > session timeout", 1, fraud, [], pipeline)
 
 
