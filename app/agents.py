@@ -112,7 +112,7 @@ async def watch_progress() -> None:
     while True:
         await asyncio.sleep(CHECK_S)
         try:
-            offsets = await _offsets_to_read()
+            offsets = await asyncio.wait_for(_offsets_to_read(), timeout=2 * CHECK_S)
         except Exception as exc:  # Kafka unreachable, or the assignment moved on meanwhile
             log.debug("offsets not read: %r", exc)
             continue

@@ -8,8 +8,9 @@ issue 629 and its kin). So, every few seconds, the worker compares, for each par
 read, what it has read with the last offset there is: a changelog partition it is restoring
 (Faust's recovery counts both), or an input partition once it is ready (the broker's end offset
 against the consumer's fetch position, or the last offset it handed to the stream if that is
-further). One with records waiting and nothing read for STALL_S seconds is stuck, and the worker restarts (app.localstate.restart_afresh): a new
-consumer and a new assignment. This module is the pure rule; app/agents.py feeds it.
+further). One with records waiting and nothing read for STALL_S seconds is stuck, and the
+worker restarts (app.localstate.restart_afresh): a new consumer and a new assignment. This
+module is the pure rule; app/agents.py feeds it.
 """
 
 from __future__ import annotations
