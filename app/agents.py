@@ -59,13 +59,21 @@ inputs = app.topic(
     internal=True,
 )
 
+
+def restart(reason: str) -> None:
+    """Restart in place with the tables rebuilt (app.localstate), unless the worker is stopping
+    anyway: a stop that takes long (Kafka unreachable) is no stall."""
+    if not app.should_stop:
+        restart_afresh(reason)
+
+
 detector = Detector(
     settings,
     pair_windows,  # a Faust table is a MutableMapping of keys to values
     fraud=fraud_topic,
     dead_letters=dlq_topic,
     rekeyed=rekeyed_topic,
-    restart=restart_afresh,
+    restart=restart,
 )
 
 
@@ -109,7 +117,7 @@ async def watch_progress() -> None:
     """Restart the worker when a partition it must read is no longer read (app.progress).
     Started with the app, not as a Faust timer: those start only after the first recovery."""
     watch = ProgressWatch()
-    while True:
+    while not app.should_stop:
         await asyncio.sleep(CHECK_S)
         try:
             offsets = await asyncio.wait_for(_offsets_to_read(), timeout=2 * CHECK_S)
@@ -123,7 +131,7 @@ async def watch_progress() -> None:
         stuck = watch.stuck(read, last, time.monotonic())
         if stuck:
             names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
-            restart_afresh(f"{doing} {names}: records waiting and none read for {STALL_S:.0f}s")
+            restart(f"{doing} {names}: records waiting and none read for {STALL_S:.0f}s")
 
 
 async def _offsets_to_read() -> tuple[str, dict[TP, int], dict[TP, int]] | None:
