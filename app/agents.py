@@ -158,9 +158,13 @@ async def _offsets_to_read() -> tuple[str, dict[TP, int], dict[TP, int]] | None:
     return "reading", read, {tp: end - 1 for tp, end in ends.items() if end is not None}
 
 
-@app.timer(interval=0.5)  # type: ignore[untyped-decorator]
 async def heartbeat() -> None:
-    detector.beat()
+    """Beat every half second: the detector's measure of the event loop running (a gap past
+    the session timeout is a stopped process). Started with the app, not as a Faust timer:
+    those start only after the first recovery, and a worker frozen before that went unseen."""
+    while not app.should_stop:
+        detector.beat()
+        await asyncio.sleep(0.5)
 
 
 @app.timer(interval=1.0)  # type: ignore[untyped-decorator]

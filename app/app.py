@@ -11,6 +11,7 @@ import faust
 import mode.loop
 from faust.types.auth import CredentialsT
 
+from app.delivery import DeliveringProducer
 from app.errors import KafkaUnavailable, SettingsError
 from app.fencing import FencedTable
 from app.localstate import mark_clean_stop, open_local_state, undelivered_batches
@@ -62,10 +63,15 @@ class DetectorApp(faust.App):
             # the process's own stderr: Faust's worker logs what is written to sys.stderr
             print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
-        from app.agents import control, watch_progress  # the agents import this module
+        from app.agents import control, heartbeat, watch_progress  # they import this module
 
         await control.catch_up()  # the threshold in force, before any input is processed
+        self.add_future(heartbeat())
         self.add_future(watch_progress())
+
+    def _new_producer(self) -> Any:
+        # Faust's own, with a flush that waits for every record (app.delivery)
+        return DeliveringProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     async def on_stop(self) -> None:
         """The stop begins: the Kafka producer is kept, to see at the end what it delivered."""

@@ -84,7 +84,7 @@ class Detector:
         self.latency = Histogram()  # record's Kafka timestamp -> processed
         self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
-        self.last_beat: float | None = None  # the heartbeat timer's last beat (_check_gap)
+        self.last_beat: float | None = None  # the heartbeat's last beat (_check_gap)
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -198,8 +198,9 @@ class Detector:
         self.index_stale = True
 
     def beat(self) -> None:
-        """Called every half second by a timer: the event loop is running. A long gap since
-        the last beat means the process was stopped; whoever runs first after it notices."""
+        """Called every half second from the start (app.agents.heartbeat): the event loop is
+        running. A long gap since the last beat means the process was stopped; whoever runs
+        first after it notices."""
         self._check_gap()
         self.last_beat = time.monotonic()
 
@@ -211,8 +212,7 @@ class Detector:
         after the new owner's, and their acknowledgements move its restore point past those.
         So it restarts and rebuilds its tables from the changelog, where app.fencing drops the
         records it held."""
-        # None until the timer's first beat: Faust starts timers only once the first table
-        # recovery is done, and records may come before that beat; start-up is no stall
+        # None until the first beat: nothing to measure a gap from yet
         if self.last_beat is None:
             return
         gap = time.monotonic() - self.last_beat
@@ -397,7 +397,7 @@ class Detector:
         """Index every pair of the owned partitions by the watermark it is next due at.
 
         A million pairs take tens of seconds: the loop gets a turn every INDEX_YIELD_PAIRS
-        pairs, so the heartbeat timer (the stall guard), the idle ticks and the web server go
+        pairs, so the heartbeat (the stall guard), the idle ticks and the web server go
         on meanwhile. Faust's rebalance waits for the record being processed, so no partition
         is revoked while this runs; an index left half built is rebuilt at the next record.
         """

@@ -237,7 +237,7 @@ def test_alert_fields(seed: int = 1) -> None:
 
 
 def stalled(detector: Detector, seconds: float = 3600) -> None:
-    """The heartbeat timer ran, then the process was stopped for ``seconds``."""
+    """The heartbeat ran, then the process was stopped for ``seconds``."""
     detector.beat()
     assert detector.last_beat is not None
     detector.last_beat -= seconds
@@ -305,7 +305,7 @@ async def test_a_revoked_partition_is_not_written() -> None:
 
 
 async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the heartbeat timer's first beat may come long after the detector was made (recovery)
+    # the heartbeat's first beat may come long after the detector was made (the app starting)
     detector = Detector(
         settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
         restart=restart,
@@ -320,8 +320,8 @@ async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None
 async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Faust assigns partitions, restores the tables, and only then starts the heartbeat timer:
-    # records can come before its first beat, long after the assignment
+    # before the first beat there is nothing to measure a gap from: records that come then,
+    # long after the assignment (a long first recovery), are no stall
     detector = Detector(
         settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
         restart=restart,
@@ -386,7 +386,7 @@ async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again(
 
 
 async def test_indexing_many_pairs_lets_the_event_loop_run() -> None:
-    # the stall guard's heartbeat timer runs on the same loop: a rebuild that held it for the
+    # the stall guard's heartbeat runs on the same loop: a rebuild that held it for the
     # tens of seconds a million pairs take would look like a stopped process
     table: dict[str, bytes] = {}
     writer = Detector(

@@ -10,6 +10,7 @@ import inspect
 import pytest
 from faust.stores import rocksdb
 from faust.tables.base import Collection
+from faust.topics import Topic
 from faust.transport import producer as base_producer
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as driver
@@ -176,3 +177,18 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
     assert "set_read_offset(tp, offset)" in inspect.getsource(Consumer._drain_messages)
     assert "read_offset.update(" in inspect.getsource(Consumer.perform_seek)
     assert "self.rebalancing = False" in inspect.getsource(type(app).on_rebalance_end)
+
+
+def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:
+    # why app.delivery.DeliveringProducer waits for every record itself: Faust's buffer flush
+    # returns after 0.1 s without a send, with records still waiting
+    from faust.transport.producer import ProducerBuffer
+
+    from app.delivery import DeliveringProducer
+
+    source = inspect.getsource(ProducerBuffer.flush_atmost)
+    assert "timeout=0.1" in source and "except asyncio.TimeoutError:" in source
+    assert isinstance(app.producer, DeliveringProducer)
+    assert app.transport.Producer is driver.Producer  # the class it extends
+    assert "self.buffer.put(fut)" in inspect.getsource(base_producer.Producer.send_soon)
+    assert "self.app.producer.send_soon(fut)" in inspect.getsource(Topic.send_soon)
