@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
 import faust
 import mode.loop
@@ -83,12 +83,14 @@ class DetectorApp(faust.App):
         await super().on_shutdown()
         if self._crashed.is_set() or self.send_failures.failed:  # a crash never gets here
             return
-        left = undelivered_batches(self._kafka_producer)
-        if left:  # Kafka unreachable at the stop: the local tables are ahead of the changelog
+        batches = undelivered_batches(self._kafka_producer)
+        records = len(cast(DeliveringProducer, self.producer).unacknowledged)  # sent or not
+        if batches or records:  # Kafka unreachable at the stop: the tables are ahead of it
             self.log.warning(
-                "%d record batches were not delivered at the stop: the local tables will be "
-                "rebuilt from the changelog at the next start",
-                left,
+                "%d records (%d batches) were not delivered at the stop: the local tables will "
+                "be rebuilt from the changelog at the next start",
+                records,
+                batches,
             )
             return
         mark_clean_stop(settings.data_dir)

@@ -36,5 +36,5 @@ class DeliveringProducer(driver.Producer):
         request timeout, after which aiokafka has failed what it could not deliver)."""
         handed = set(self.unacknowledged)
         await super().flush()
-        if handed:
+        if handed and not self.should_stop:  # stopping, its buffer may send nothing more
             await asyncio.wait(handed, timeout=self.request_timeout)

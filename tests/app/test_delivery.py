@@ -27,6 +27,7 @@ def bare_producer() -> tuple[DeliveringProducer, Buffer]:
     attrs = {
         "unacknowledged": set(), "buffer": buffer, "request_timeout": 30.0,
         "_producer": None, "_transaction_producers": {},
+        "_stopped": asyncio.Event(), "_crashed": asyncio.Event(),  # mode's should_stop
     }  # fmt: skip
     vars(producer).update(attrs)
     return producer, buffer
@@ -61,3 +62,12 @@ async def test_a_record_handed_over_during_the_flush_is_not_waited_for() -> None
     producer.buffer.flush = flush_with_a_send  # type: ignore[method-assign]
     await asyncio.wait_for(producer.flush(), timeout=1)
     assert producer.unacknowledged == {late}
+
+
+async def test_a_stopping_producer_does_not_wait() -> None:
+    # its buffer may send nothing more; the stop's clean-stop check counts what is left
+    producer, _ = bare_producer()
+    producer.send_soon(asyncio.get_running_loop().create_future())  # type: ignore[arg-type]
+    producer._stopped.set()
+    await asyncio.wait_for(producer.flush(), timeout=1)
+    assert len(producer.unacknowledged) == 1
