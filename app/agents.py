@@ -20,7 +20,7 @@ from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
 from app.localstate import restart_afresh
-from app.progress import CHECK_S, STALL_S, ProgressWatch
+from app.progress import CHECK_S, STALL_S, Gaps, ProgressWatch
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ detector = Detector(
 
 
 control = ControlFollower(settings, detector.set_threshold)
+gaps = Gaps()
 
 
 @app.task  # type: ignore[untyped-decorator]
@@ -94,6 +95,8 @@ async def detect(stream: Any) -> None:
     event: EventT[Any]
     async for event in stream.events():
         message = event.message
+        if message.topic != settings.ticks_topic:
+            _note_gap(message)
         try:
             if message.topic == settings.transactions_topic:
                 await detector.on_transaction(
@@ -111,6 +114,23 @@ async def detect(stream: Any) -> None:
             log.warning(
                 "skipped %s/%d@%d: %s", message.topic, message.partition, message.offset, fenced
             )
+
+
+def _note_gap(message: Any) -> None:
+    """Log and count input records that never reached this worker (app.progress.Gaps)."""
+    tp = message.tp
+    committed = None
+    if tp not in gaps.next:  # the first record since the assignment: where it started
+        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    gap = gaps.skipped(tp, message.offset, committed)
+    if gap is not None:
+        detector.counts["input_gaps"] += 1
+        log.warning(
+            "%s/%d: offsets %d to %d never reached this worker (Faust's consumer skipped them)",
+            tp.topic,
+            tp.partition,
+            *gap,
+        )
 
 
 async def watch_progress() -> None:
@@ -190,3 +210,4 @@ async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     actives = app.assignor.assigned_actives()
     owned = {tp.partition for tp in actives if tp.topic == settings.transactions_topic}
     detector.on_rebalance((), assigned=owned)
+    gaps.reset()

@@ -49,3 +49,28 @@ class ProgressWatch:
     def reset(self) -> None:
         """A rebalance: partitions move and are read again from their committed offsets."""
         self.reading.clear()
+
+
+class Gaps:
+    """Offsets of a partition that never reached the worker: Faust's consumer can go on from
+    where an earlier fetch left off after a rebalance, and commits past what it jumped
+    (docs/semantics.md). A record is expected at the committed offset after an assignment, then
+    right after the last one read; one offset missing is allowed (a transaction marker)."""
+
+    def __init__(self) -> None:
+        self.next: dict[Hashable, int] = {}  # per partition read since the assignment
+
+    def skipped(
+        self, partition: Hashable, offset: int, committed: int | None
+    ) -> tuple[int, int] | None:
+        """The first and last offsets skipped before ``offset``, if any (``committed``: where
+        the assignment started, None if unknown)."""
+        expected = self.next.get(partition, committed)
+        self.next[partition] = max(offset + 1, self.next.get(partition, 0))
+        if expected is not None and offset > expected + 1:
+            return expected, offset - 1
+        return None
+
+    def reset(self) -> None:
+        """A new assignment: each partition starts again from its committed offset."""
+        self.next.clear()

@@ -176,6 +176,9 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
     assert "self.in_recovery = True" in inspect.getsource(Recovery._set_recovery_started)
     assert "set_read_offset(tp, offset)" in inspect.getsource(Consumer._drain_messages)
     assert "read_offset.update(" in inspect.getsource(Consumer.perform_seek)
+    # app.agents._note_gap: the committed offset an assignment starts from, and later commits
+    assert "self._committed_offset.update(" in inspect.getsource(Consumer.perform_seek)
+    assert "self._committed_offset.update(" in inspect.getsource(Consumer._commit_offsets)
     assert "self.rebalancing = False" in inspect.getsource(type(app).on_rebalance_end)
 
 

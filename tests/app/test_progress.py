@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.progress import ProgressWatch
+from app.progress import Gaps, ProgressWatch
 
 
 def test_a_partition_read_no_further_while_records_wait_is_stuck() -> None:
@@ -40,3 +40,26 @@ def test_a_rebalance_starts_every_wait_again() -> None:
     watch.reset()
     assert watch.stuck({"p0": 10}, {"p0": 500}, now=60) == []
     assert watch.stuck({"p0": 10}, {"p0": 500}, now=120) == ["p0"]
+
+
+def test_a_record_beyond_the_committed_offset_after_an_assignment_is_a_gap() -> None:
+    gaps = Gaps()
+    assert gaps.skipped("p0", 1943, committed=1710) == (1710, 1942)  # seen after a SIGSTOP
+    assert gaps.skipped("p0", 1944, committed=None) is None
+
+
+def test_records_that_follow_on_are_no_gap() -> None:
+    gaps = Gaps()
+    assert gaps.skipped("p0", 100, committed=100) is None
+    assert gaps.skipped("p0", 101, committed=None) is None
+    assert gaps.skipped("p0", 103, committed=None) is None  # one offset: a transaction marker
+    assert gaps.skipped("p0", 50, committed=None) is None  # a repeat, read before a rebalance
+    assert gaps.skipped("p0", 104, committed=None) is None
+    assert gaps.skipped("p0", 110, committed=None) == (105, 109)
+
+
+def test_an_unknown_start_is_no_gap_and_an_assignment_starts_again() -> None:
+    gaps = Gaps()
+    assert gaps.skipped("p0", 500, committed=None) is None  # committed at 0: Faust says None
+    gaps.reset()
+    assert gaps.skipped("p0", 900, committed=900) is None

@@ -77,6 +77,7 @@ def report(
             # the worker's own remedies (app.localstate.restart_afresh, app.fencing)
             "restarts": logged(pipeline, r"restarting, the local tables rebuilt"),
             "fenced_records": logged(pipeline, r"(\d+) changelog records not restored"),
+            "input_gaps": logged(pipeline, r"never reached this worker"),
         }
         out.write(json.dumps(row) + "\n")
 
