@@ -1,4 +1,5 @@
-"""Faust wiring: the pair-windows table, the topics, the agent, the idle-tick timer.
+"""Faust wiring: the pair-windows table, the topics, the agent, the idle-tick timer, and the
+watches on Faust itself (the heartbeat of the stall guard, the progress watch, offset gaps).
 
 Thin on purpose: each record is handed to :class:`app.detector.Detector` with its partition and
 offset. The input topic, the internal re-keyed topic and the internal tick topic all have
