@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP, EventT
 
 from app.app import app, settings
@@ -97,7 +99,7 @@ async def detect(stream: Any) -> None:
     async for event in stream.events():
         message = event.message
         if message.topic != settings.ticks_topic:
-            _note_gap(message)
+            await _follow_on(message)
         try:
             if message.topic == settings.transactions_topic:
                 await detector.on_transaction(
@@ -117,21 +119,52 @@ async def detect(stream: Any) -> None:
             )
 
 
-def _note_gap(message: Any) -> None:
-    """Log and count input records that never reached this worker (app.progress.Gaps)."""
+async def _follow_on(message: Any) -> None:
+    """Input records that never reached this worker (app.progress.Gaps) make it restart in
+    place, to read them again from the committed offset: Faust's stream drops records fetched
+    under an earlier generation without acknowledging them, and reads them again only at the
+    next rebalance, if there is one (the commit cannot pass them meanwhile). Offsets the broker
+    no longer holds a record at (retention, transaction markers) are only logged."""
     tp = message.tp
-    committed = None
-    if tp not in gaps.next:  # the first record since the assignment: where it started
-        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-    gap = gaps.skipped(tp, message.offset, committed)
-    if gap is not None:
-        detector.counts["input_gaps"] += 1
-        log.warning(
-            "%s/%d: offsets %d to %d never reached this worker (Faust's consumer skipped them)",
-            tp.topic,
-            tp.partition,
-            *gap,
-        )
+    committed = app.consumer._committed_offset  # type: ignore[attr-defined]
+    gap = gaps.skipped(tp, message.offset, lambda: committed.get(tp))
+    if gap is None:
+        return
+    detector.counts["input_gaps"] += 1
+    first, last = gap
+    held = await _records_between(tp, first, last)
+    log.warning(
+        "%s/%d: offsets %d to %d never reached this worker (%s)",
+        tp.topic,
+        tp.partition,
+        first,
+        last,
+        "Faust's consumer skipped them" if held else "the broker holds no record there",
+    )
+    if held:
+        restart(f"{tp.topic}/{tp.partition}: records {first} to {last} were skipped")
+
+
+async def _records_between(tp: TP, first: int, last: int) -> bool:
+    """Whether the broker holds a record at offsets ``first`` to ``last`` of ``tp`` (True if
+    it cannot tell: a restart too many is safe, a record never processed is not)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        **settings.security.client_options(),
+    )
+    try:
+        await reader.start()
+        partition = TopicPartition(tp.topic, tp.partition)
+        reader.assign([partition])
+        reader.seek(partition, first)
+        batch = await reader.getmany(partition, timeout_ms=5000, max_records=1)
+        records = batch.get(partition, [])
+        return not records or records[0].offset <= last  # nothing in 5 s: cannot tell
+    except KafkaError:
+        return True
+    finally:
+        await reader.stop()
 
 
 async def watch_progress() -> None:

@@ -15,7 +15,7 @@ module is the pure rule; app/agents.py feeds it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
 CHECK_S = 5.0  # seconds between two looks
@@ -52,23 +52,29 @@ class ProgressWatch:
 
 
 class Gaps:
-    """Offsets of a partition that never reached the worker: Faust's consumer can go on from
-    where an earlier fetch left off after a rebalance, and commits past what it jumped
-    (docs/semantics.md). A record is expected at the committed offset after an assignment, then
-    right after the last one read; one offset missing is allowed (a transaction marker)."""
+    """Offsets of a partition that never reached the worker. After a rebalance Faust's stream
+    drops the records fetched under the earlier generation; they are read again only at the
+    next rebalance, and one alone is committed past (docs/semantics.md). So the first record
+    after an assignment is expected at the committed offset, and each later one right after the
+    one before, give or take one offset (a transaction marker of an upstream writing with
+    transactions; one at the committed offset is checked by the caller like any gap)."""
 
     def __init__(self) -> None:
         self.next: dict[Hashable, int] = {}  # per partition read since the assignment
 
     def skipped(
-        self, partition: Hashable, offset: int, committed: int | None
+        self, partition: Hashable, offset: int, committed: Callable[[], int | None]
     ) -> tuple[int, int] | None:
-        """The first and last offsets skipped before ``offset``, if any (``committed``: where
-        the assignment started, None if unknown)."""
-        expected = self.next.get(partition, committed)
-        self.next[partition] = max(offset + 1, self.next.get(partition, 0))
-        if expected is not None and offset > expected + 1:
-            return expected, offset - 1
+        """The first and last offsets skipped before ``offset``, if any (``committed``: the
+        committed offset, asked for the first record after an assignment; None for 0)."""
+        expected = self.next.get(partition)
+        if expected is None:
+            start, allowed = committed() or 0, 0
+        else:
+            start, allowed = expected, 1
+        self.next[partition] = max(offset + 1, expected or 0)
+        if offset > start + allowed:
+            return start, offset - 1
         return None
 
     def reset(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.progress import Gaps, ProgressWatch
 
 
@@ -42,24 +44,43 @@ def test_a_rebalance_starts_every_wait_again() -> None:
     assert watch.stuck({"p0": 10}, {"p0": 500}, now=120) == ["p0"]
 
 
+def committed(offset: int | None) -> Callable[[], int | None]:
+    return lambda: offset
+
+
 def test_a_record_beyond_the_committed_offset_after_an_assignment_is_a_gap() -> None:
     gaps = Gaps()
-    assert gaps.skipped("p0", 1943, committed=1710) == (1710, 1942)  # seen after a SIGSTOP
-    assert gaps.skipped("p0", 1944, committed=None) is None
+    assert gaps.skipped("p0", 1943, committed(1710)) == (1710, 1942)  # seen after a SIGSTOP
+    assert gaps.skipped("p0", 1944, committed(1710)) is None
+    gaps.reset()
+    assert gaps.skipped("p0", 614, committed(613)) == (613, 613)  # one alone, at the start
+    gaps.reset()
+    assert gaps.skipped("p0", 3, committed(None)) == (0, 2)  # nothing committed: from 0
 
 
 def test_records_that_follow_on_are_no_gap() -> None:
     gaps = Gaps()
-    assert gaps.skipped("p0", 100, committed=100) is None
-    assert gaps.skipped("p0", 101, committed=None) is None
-    assert gaps.skipped("p0", 103, committed=None) is None  # one offset: a transaction marker
-    assert gaps.skipped("p0", 50, committed=None) is None  # a repeat, read before a rebalance
-    assert gaps.skipped("p0", 104, committed=None) is None
-    assert gaps.skipped("p0", 110, committed=None) == (105, 109)
+    assert gaps.skipped("p0", 100, committed(100)) is None
+    assert gaps.skipped("p0", 101, committed(100)) is None
+    assert gaps.skipped("p0", 103, committed(100)) is None  # one offset: a transaction marker
+    assert gaps.skipped("p0", 50, committed(100)) is None  # a repeat, read before a rebalance
+    assert gaps.skipped("p0", 104, committed(100)) is None
+    assert gaps.skipped("p0", 110, committed(100)) == (105, 109)
+    fresh = Gaps()
+    assert fresh.skipped("p0", 0, committed(None)) is None
 
 
-def test_an_unknown_start_is_no_gap_and_an_assignment_starts_again() -> None:
+def test_the_committed_offset_is_asked_for_only_after_an_assignment() -> None:
+    asked = []
+
+    def ask() -> int:
+        asked.append(1)
+        return 900
+
     gaps = Gaps()
-    assert gaps.skipped("p0", 500, committed=None) is None  # committed at 0: Faust says None
+    for offset in range(900, 910):
+        assert gaps.skipped("p0", offset, ask) is None
+    assert len(asked) == 1
     gaps.reset()
-    assert gaps.skipped("p0", 900, committed=900) is None
+    gaps.skipped("p0", 910, ask)
+    assert len(asked) == 2

@@ -15,10 +15,13 @@ import shutil
 import signal
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.types import TP
 from localkafka import LocalKafka, free_ports
 
 from app.fencing import GENERATION_HEADER
@@ -240,3 +243,25 @@ async def pair_records(bootstrap: str, topic: str, key: bytes, count: int) -> li
         return found[:count]
     finally:
         await consumer.stop()
+
+
+async def test_transaction_markers_are_no_skipped_records(
+    kafka: LocalKafka, topics: TopicFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker restarts when input records never reached it (app.agents._follow_on), but an
+    # upstream writing with transactions leaves offsets that hold no record: its markers
+    from app import agents
+
+    topic = topics.create(partitions=1, transactions="transactions")["transactions"]
+    monkeypatch.setattr(agents, "settings", replace(agents.settings, bootstrap=kafka.bootstrap))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, transactional_id=topic)
+    await producer.start()
+    try:
+        for value in (b"a", b"b"):
+            async with producer.transaction():
+                await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+    tp = TP(topic, 0)  # offsets: 0 "a", 1 its commit marker, 2 "b", 3 its commit marker
+    assert await agents._records_between(tp, 0, 1)
+    assert not await agents._records_between(tp, 1, 1)
