@@ -122,94 +122,75 @@ async def detect(stream: Any) -> None:
 async def _follow_on(message: Any) -> None:
     """Input records that never reached this worker (app.progress.Gaps) make it restart in
     place, to read them again from the committed offset: Faust's stream drops records fetched
-    under an earlier generation without acknowledging them, and reads them again only at the
-    next rebalance, if there is one (the commit cannot pass them meanwhile). Offsets the broker
-    no longer holds a record at (retention, transaction markers) are only logged."""
+    under an earlier generation, and reads them again only at the next rebalance, if there is
+    one. The consumer's view is a hint; the broker's committed offset and log decide."""
     tp = message.tp
     committed = app.consumer._committed_offset  # type: ignore[attr-defined]
-    gap = gaps.skipped(tp, message.offset, lambda: committed.get(tp))
-    if gap is None:
+    if gaps.skipped(tp, message.offset, lambda: committed.get(tp)) is None:
+        return
+    skipped = await _skipped(tp, message.offset)
+    if skipped is None:  # transaction markers, deleted records, a commit not seen yet
         return
     detector.counts["input_gaps"] += 1
-    first, last = gap
-    held = await _records_between(tp, first, last)
     log.warning(
-        "%s/%d: offsets %d to %d never reached this worker (%s)",
+        "%s/%d: offsets %d to %d never reached this worker (Faust's consumer skipped them)",
         tp.topic,
         tp.partition,
-        first,
-        last,
-        "Faust's consumer skipped them" if held else "the broker holds no record there",
+        *skipped,
     )
-    if held:
-        restart(f"{tp.topic}/{tp.partition}: records {first} to {last} were skipped")
+    restart(f"{tp.topic}/{tp.partition}: records {skipped[0]} to {skipped[1]} were skipped")
 
 
-async def _records_between(tp: TP, first: int, last: int) -> bool:
-    """Whether the broker holds a record at offsets ``first`` to ``last`` of ``tp`` (True if
-    it cannot tell: a restart too many is safe, a record never processed is not)."""
+async def _skipped(tp: TP, offset: int) -> tuple[int, int] | None:
+    """The offsets before ``offset`` that the group has not committed and where the broker
+    holds a record, asked of the broker by a reader of the group's offsets that does not join
+    it. None if there are none (the gap was transaction markers, records deleted by retention,
+    or a commit the consumer had not seen). If the broker cannot say, the gap is taken as
+    real: a restart too many is safe, a record never processed is not."""
     reader = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap,
+        group_id=settings.app_id,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",
         **settings.security.client_options(),
     )
+    partition = TopicPartition(tp.topic, tp.partition)
     try:
         await reader.start()
-        partition = TopicPartition(tp.topic, tp.partition)
         reader.assign([partition])
-        reader.seek(partition, first)
+        committed = await reader.committed(partition)
+        if committed is not None and committed >= offset:
+            return None
+        start = committed if committed is not None else 0
+        reader.seek(partition, start)
         batch = await reader.getmany(partition, timeout_ms=5000, max_records=1)
-        records = batch.get(partition, [])
-        return not records or records[0].offset <= last  # nothing in 5 s: cannot tell
+        held = batch.get(partition, [])
+        if held and held[0].offset >= offset:
+            return None
+        return (held[0].offset if held else start), offset - 1
     except KafkaError:
-        return True
+        return 0, offset - 1
     finally:
         await reader.stop()
 
 
 async def watch_progress() -> None:
-    """Restart the worker when a partition it must read is no longer read (app.progress).
-    Started with the app, not as a Faust timer: those start only after the first recovery."""
+    """Restart the worker when a changelog partition it restores is no longer read
+    (app.progress). Started with the app, not as a Faust timer: those start only after the
+    first recovery. It reads what Faust's recovery keeps, and asks the consumer nothing: a
+    call into the consumer's thread can wait there, and Faust's own calls queue behind it."""
     watch = ProgressWatch()
     while not app.should_stop:
         await asyncio.sleep(CHECK_S)
-        try:
-            offsets = await asyncio.wait_for(_offsets_to_read(), timeout=2 * CHECK_S)
-        except Exception as exc:  # Kafka unreachable, or the assignment moved on meanwhile
-            log.debug("offsets not read: %r", exc)
-            continue
-        if offsets is None:  # a rebalance: partitions move, and are read again
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
+        if not recovery.in_recovery:
             watch.reset()
             continue
-        doing, read, last = offsets
-        stuck = watch.stuck(read, last, time.monotonic())
+        read = {tp: recovery.active_offsets[tp] for tp in recovery.active_tps}
+        stuck = watch.stuck(read, dict(recovery.active_highwaters), time.monotonic())
         if stuck:
             names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
-            restart(f"{doing} {names}: records waiting and none read for {STALL_S:.0f}s")
-
-
-async def _offsets_to_read() -> tuple[str, dict[TP, int], dict[TP, int]] | None:
-    """What the worker is reading: the changelog partitions it restores, else its input
-    partitions; per partition the offset read and the last one there is. None in a rebalance."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
-    if recovery.in_recovery:
-        read = {tp: recovery.active_offsets[tp] for tp in recovery.active_tps}
-        return "restoring", read, dict(recovery.active_highwaters)
-    if app.rebalancing:
-        return None
-    topics = {settings.transactions_topic, settings.pairs_topic, settings.ticks_topic}
-    owned = [tp for tp in app.consumer.assignment() if tp.topic in topics]
-    ends = await app.consumer.highwaters(*owned) if owned else {}
-    handed = app.consumer._read_offset  # type: ignore[attr-defined]  # last one to the stream
-    read = {}
-    for tp in owned:
-        # the fetch position moves past transaction markers (an upstream writing with
-        # transactions), which are never handed out: the last offset alone would wait on them
-        fetched = await app.consumer.position(tp)
-        read[tp] = max(
-            -1 if handed.get(tp) is None else handed[tp], -1 if fetched is None else fetched - 1
-        )
-    return "reading", read, {tp: end - 1 for tp, end in ends.items() if end is not None}
+            restart(f"restoring {names}: records waiting and none read for {STALL_S:.0f}s")
 
 
 async def heartbeat() -> None:

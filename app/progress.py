@@ -1,16 +1,15 @@
-"""A worker that owns records it no longer reads restarts.
+"""A worker whose table recovery stops reading restarts; input records that never reached it
+are found (Gaps).
 
 Faust's consumer can stop fetching a partition after a rebalance, with nothing in its logs but a
 warning repeated every five seconds. Seen in the kill -9 fault test: a worker's table recovery
 waited four minutes for a changelog partition it had just been given, with 2,132 records to
 read, and received none, so its input partitions were never processed either (faust-streaming
-issue 629 and its kin). So, every few seconds, the worker compares, for each partition it must
-read, what it has read with the last offset there is: a changelog partition it is restoring
-(Faust's recovery counts both), or an input partition once it is ready (the broker's end offset
-against the consumer's fetch position, or the last offset it handed to the stream if that is
-further). One with records waiting and nothing read for STALL_S seconds is stuck, and the
-worker restarts (app.localstate.restart_afresh): a new consumer and a new assignment. This
-module is the pure rule; app/agents.py feeds it.
+issue 629 and its kin). So, every few seconds, the worker compares, for each changelog partition
+it is restoring, the offset read with the last one there is (Faust's recovery counts both). One
+with records waiting and nothing read for STALL_S seconds is stuck, and the worker restarts
+(app.localstate.restart_afresh): a new consumer and a new assignment. This module is the pure
+rules; app/agents.py feeds them.
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ class Gaps:
     next rebalance, and one alone is committed past (docs/semantics.md). So the first record
     after an assignment is expected at the committed offset, and each later one right after the
     one before, give or take one offset (a transaction marker of an upstream writing with
-    transactions; one at the committed offset is checked by the caller like any gap)."""
+    transactions; one at the committed offset is checked with the broker like any gap)."""
 
     def __init__(self) -> None:
         self.next: dict[Hashable, int] = {}  # per partition read since the assignment
@@ -66,13 +65,16 @@ class Gaps:
         self, partition: Hashable, offset: int, committed: Callable[[], int | None]
     ) -> tuple[int, int] | None:
         """The first and last offsets skipped before ``offset``, if any (``committed``: the
-        committed offset, asked for the first record after an assignment; None for 0)."""
+        committed offset as the consumer knows it, asked for the first record after an
+        assignment; None if unknown). A hint: the caller asks the broker before acting."""
         expected = self.next.get(partition)
+        self.next[partition] = max(offset + 1, expected or 0)
         if expected is None:
-            start, allowed = committed() or 0, 0
+            start, allowed = committed(), 0
+            if start is None:  # not known: no gap to tell
+                return None
         else:
             start, allowed = expected, 1
-        self.next[partition] = max(offset + 1, expected or 0)
         if offset > start + allowed:
             return start, offset - 1
         return None

@@ -55,7 +55,8 @@ def test_a_record_beyond_the_committed_offset_after_an_assignment_is_a_gap() -> 
     gaps.reset()
     assert gaps.skipped("p0", 614, committed(613)) == (613, 613)  # one alone, at the start
     gaps.reset()
-    assert gaps.skipped("p0", 3, committed(None)) == (0, 2)  # nothing committed: from 0
+    assert gaps.skipped("p0", 3, committed(None)) is None  # not known: nothing to tell
+    assert gaps.skipped("p0", 6, committed(None)) == (4, 5)  # the next ones still checked
 
 
 def test_records_that_follow_on_are_no_gap() -> None:

@@ -9,6 +9,7 @@ fully committed by the group. Figures (faults, duplicates, recovery seconds) are
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from localkafka import LocalKafka, free_ports
 
@@ -248,20 +250,48 @@ async def pair_records(bootstrap: str, topic: str, key: bytes, count: int) -> li
 async def test_transaction_markers_are_no_skipped_records(
     kafka: LocalKafka, topics: TopicFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a worker restarts when input records never reached it (app.agents._follow_on), but an
-    # upstream writing with transactions leaves offsets that hold no record: its markers
+    # a worker restarts when input records never reached it (app.agents._follow_on), as the
+    # broker tells: not for offsets that hold no record (an upstream writing with transactions
+    # leaves its markers there), nor for records its group has committed
     from app import agents
 
     topic = topics.create(partitions=1, transactions="transactions")["transactions"]
-    monkeypatch.setattr(agents, "settings", replace(agents.settings, bootstrap=kafka.bootstrap))
+    group = f"group-{topic}"
+    test_settings = replace(agents.settings, bootstrap=kafka.bootstrap, app_id=group)
+    monkeypatch.setattr(agents, "settings", test_settings)
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, transactional_id=topic)
     await producer.start()
     try:
-        for value in (b"a", b"b"):
+        for value in (b"a", b"b", b"c"):
             async with producer.transaction():
                 await producer.send_and_wait(topic, value, partition=0)
     finally:
         await producer.stop()
-    tp = TP(topic, 0)  # offsets: 0 "a", 1 its commit marker, 2 "b", 3 its commit marker
-    assert await agents._records_between(tp, 0, 1)
-    assert not await agents._records_between(tp, 1, 1)
+    tp = TP(topic, 0)  # offsets: 0 "a", 1 marker, 2 "b", 3 marker, 4 "c", 5 marker
+    assert await agents._skipped(tp, 4) == (0, 3)  # nothing committed: "a" and "b" skipped
+    await commit(kafka.bootstrap, group, TopicPartition(topic, 0), 1)
+    assert await agents._skipped(tp, 2) is None  # offset 1 is a marker
+    assert await agents._skipped(tp, 4) == (2, 3)  # "b" skipped
+    await commit(kafka.bootstrap, group, TopicPartition(topic, 0), 4)
+    assert await agents._skipped(tp, 4) is None  # committed
+
+
+async def commit(bootstrap: str, group: str, partition: TopicPartition, offset: int) -> None:
+    """Commit ``offset`` for ``group``, retrying while a new group's coordinator loads."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([partition])
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                await consumer.commit({partition: offset})
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
