@@ -126,7 +126,7 @@ async def _follow_on(message: Any) -> None:
     one. The consumer's view is a hint; the broker's committed offset and log decide."""
     tp = message.tp
     committed = app.consumer._committed_offset  # type: ignore[attr-defined]
-    if gaps.skipped(tp, message.offset, lambda: committed.get(tp)) is None:
+    if gaps.skipped(tp, message.offset, committed) is None:
         return
     skipped = await _skipped(tp, message.offset)
     if skipped is None:  # transaction markers, deleted records, a commit not seen yet

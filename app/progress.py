@@ -14,7 +14,7 @@ rules; app/agents.py feeds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from typing import TypeVar
 
 CHECK_S = 5.0  # seconds between two looks
@@ -62,15 +62,16 @@ class Gaps:
         self.next: dict[Hashable, int] = {}  # per partition read since the assignment
 
     def skipped(
-        self, partition: Hashable, offset: int, committed: Callable[[], int | None]
+        self, partition: Hashable, offset: int, committed: Mapping[Hashable, int | None]
     ) -> tuple[int, int] | None:
         """The first and last offsets skipped before ``offset``, if any (``committed``: the
-        committed offset as the consumer knows it, asked for the first record after an
-        assignment; None if unknown). A hint: the caller asks the broker before acting."""
+        committed offsets as the consumer knows them, looked up for the first record after an
+        assignment; None or absent if unknown). A hint: the caller asks the broker before
+        acting."""
         expected = self.next.get(partition)
         self.next[partition] = max(offset + 1, expected or 0)
         if expected is None:
-            start, allowed = committed(), 0
+            start, allowed = committed.get(partition), 0
             if start is None:  # not known: no gap to tell
                 return None
         else:

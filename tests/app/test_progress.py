@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from app.progress import Gaps, ProgressWatch
 
@@ -44,8 +44,8 @@ def test_a_rebalance_starts_every_wait_again() -> None:
     assert watch.stuck({"p0": 10}, {"p0": 500}, now=120) == ["p0"]
 
 
-def committed(offset: int | None) -> Callable[[], int | None]:
-    return lambda: offset
+def committed(offset: int | None) -> dict[str, int | None]:
+    return {"p0": offset}
 
 
 def test_a_record_beyond_the_committed_offset_after_an_assignment_is_a_gap() -> None:
@@ -74,10 +74,12 @@ def test_records_that_follow_on_are_no_gap() -> None:
 def test_the_committed_offset_is_asked_for_only_after_an_assignment() -> None:
     asked = []
 
-    def ask() -> int:
-        asked.append(1)
-        return 900
+    class Committed(dict[str, int]):
+        def get(self, key: str, default: Any = None) -> Any:
+            asked.append(key)
+            return super().get(key, default)
 
+    ask = Committed(p0=900)
     gaps = Gaps()
     for offset in range(900, 910):
         assert gaps.skipped("p0", offset, ask) is None
