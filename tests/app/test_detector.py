@@ -70,6 +70,20 @@ def restart(reason: str) -> None:
     raise Restarted(reason)
 
 
+def detector_on(
+    table: dict[str, bytes], *, fraud: SimTopic | None = None, dead_letters: SimTopic | None = None
+) -> Detector:
+    """A detector with default settings over ``table``; topics that only record what they get."""
+    return Detector(
+        settings(),
+        table,
+        fraud=fraud or SimTopic(),
+        dead_letters=dead_letters or SimTopic(),
+        rekeyed=SimTopic(),
+        restart=restart,
+    )
+
+
 def settings(**overrides: str) -> Settings:
     env = {"TOPIC_PARTITIONS": str(PARTITIONS), "IDLE_TIMEOUT": "5", "MAX_EVIDENCE": "5"}
     env.update(overrides)
@@ -245,10 +259,7 @@ def stalled(detector: Detector, seconds: float = 3600) -> None:
 
 async def test_after_a_stall_the_worker_restarts_before_writing_anything() -> None:
     table: dict[str, bytes] = {}
-    detector = Detector(
-        settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
-        restart=restart,
-    )  # fmt: skip
+    detector = detector_on(table)
     detector.on_rebalance((), assigned={0, 1})
     line = b"2017-07-23T00:00:01Z;1;2;5"
     await detector.on_transaction(1, 0, b"1:2", line)
@@ -261,10 +272,7 @@ async def test_after_a_stall_the_worker_restarts_before_writing_anything() -> No
 
 
 async def test_a_stall_seen_by_the_heartbeat_timer_restarts_the_worker() -> None:
-    detector = Detector(
-        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
-        restart=restart,
-    )  # fmt: skip
+    detector = detector_on({})
     detector.on_rebalance((), assigned={0})
     stalled(detector)
     with pytest.raises(Restarted):
@@ -281,10 +289,7 @@ async def test_an_alert_wait_that_spans_a_stall_writes_no_state() -> None:
             stalled(detector)
             return done
 
-    detector = Detector(
-        settings(), table, fraud=StallingTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
-        restart=restart,
-    )  # fmt: skip
+    detector = detector_on(table, fraud=StallingTopic())
     detector.on_rebalance((), assigned={0})
     with pytest.raises(Restarted):
         await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;2000000")
@@ -293,10 +298,7 @@ async def test_an_alert_wait_that_spans_a_stall_writes_no_state() -> None:
 
 async def test_a_revoked_partition_is_not_written() -> None:
     table: dict[str, bytes] = {}
-    detector = Detector(
-        settings(), table, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
-        restart=restart,
-    )  # fmt: skip
+    detector = detector_on(table)
     detector.on_rebalance((), assigned={0, 1})
     detector.on_rebalance((1,))
     with pytest.raises(Fenced):
@@ -306,10 +308,7 @@ async def test_a_revoked_partition_is_not_written() -> None:
 
 async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None:
     # the heartbeat's first beat may come long after the detector was made (the app starting)
-    detector = Detector(
-        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
-        restart=restart,
-    )  # fmt: skip
+    detector = detector_on({})
     later = time.monotonic() + 3600
     monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
     detector.beat()
@@ -322,10 +321,7 @@ async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
 ) -> None:
     # before the first beat there is nothing to measure a gap from: records that come then,
     # long after the assignment (a long first recovery), are no stall
-    detector = Detector(
-        settings(), {}, fraud=SimTopic(), dead_letters=SimTopic(), rekeyed=SimTopic(),
-        restart=restart,
-    )  # fmt: skip
+    detector = detector_on({})
     detector.on_rebalance((), assigned={0})
     later = time.monotonic() + 3600  # an hour of restoring a large table
     monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
@@ -340,28 +336,14 @@ async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again(
     ]
     table: dict[str, bytes] = {}
     before_crash = UnackedTopic()
-    detector = Detector(
-        settings(),
-        table,
-        fraud=SimTopic(),
-        dead_letters=before_crash,
-        rekeyed=SimTopic(),
-        restart=restart,
-    )
+    detector = detector_on(table, dead_letters=before_crash)
     detector.on_rebalance((), assigned={0})
     for offset, line in enumerate(lines):
         await detector.on_transaction(0, offset, b"1:2", line)
     assert len(before_crash.partitions[zlib.crc32(b"") % PARTITIONS]) == 1
     # restart on the state as it was stored (the changelog): the input is replayed from 0
     after_crash, stored = SimTopic(), dict(table)
-    restarted = Detector(
-        settings(),
-        stored,
-        fraud=SimTopic(),
-        dead_letters=after_crash,
-        rekeyed=SimTopic(),
-        restart=restart,
-    )
+    restarted = detector_on(stored, dead_letters=after_crash)
     restarted.on_rebalance((), assigned={0})
     for offset, line in enumerate(lines):
         await restarted.on_transaction(0, offset, b"1:2", line)
@@ -372,14 +354,7 @@ async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again(
     await asyncio.sleep(0)  # the acknowledgement's callback
     await restarted.on_transaction(0, 3, b"1:2", b"2017-07-23T01:30:00Z;1;2;1")
     again = SimTopic()
-    third = Detector(
-        settings(),
-        stored,
-        fraud=SimTopic(),
-        dead_letters=again,
-        rekeyed=SimTopic(),
-        restart=restart,
-    )
+    third = detector_on(stored, dead_letters=again)
     third.on_rebalance((), assigned={0})
     await third.on_transaction(0, 1, b"1:2", lines[1])
     assert dict(again.partitions) == {}
@@ -389,26 +364,12 @@ async def test_indexing_many_pairs_lets_the_event_loop_run() -> None:
     # the stall guard's heartbeat runs on the same loop: a rebuild that held it for the
     # tens of seconds a million pairs take would look like a stopped process
     table: dict[str, bytes] = {}
-    writer = Detector(
-        settings(),
-        table,
-        fraud=SimTopic(),
-        dead_letters=SimTopic(),
-        rekeyed=SimTopic(),
-        restart=restart,
-    )
+    writer = detector_on(table)
     pairs = 3 * detector_module.INDEX_YIELD_PAIRS
     for n in range(pairs):
         line = f"2017-07-23T00:00:01Z;{n};x;5".encode()
         await writer.on_transaction(0, n, f"{n}:x".encode(), line)
-    reader = Detector(
-        settings(),
-        table,
-        fraud=SimTopic(),
-        dead_letters=SimTopic(),
-        rekeyed=SimTopic(),
-        restart=restart,
-    )
+    reader = detector_on(table)
     turns = 0
 
     async def heartbeat() -> None:
