@@ -11,11 +11,11 @@ exactly-once cannot give this topology (docs/semantics.md).
 So every changelog record carries its writer's consumer-group generation (a header) and its write
 time (the record timestamp, set when the table is written, not when the batch leaves). Replaying a
 partition, :class:`ChangelogFence` drops a record whose generation is older than one already
-replayed and that was written before the first record of that newer generation: its writer had
-been replaced. A lower generation written later is a new life of the group (deleted, or expired
-after the offsets retention: generations start again at 1) and is kept. The fence fails open: a
-record without the header, or with a broker-set timestamp, is kept. It assumes the workers'
-clocks agree to within the session timeout.
+replayed (or written by this worker) and that was written before the first record of that newer
+generation: its writer had been replaced. A lower generation written later is a new life of the
+group (deleted, or expired after the offsets retention: generations start again at 1) and is
+kept. The fence fails open: a record without the header, or with a broker-set timestamp, is kept.
+It assumes the workers' clocks agree to within the session timeout.
 """
 
 from __future__ import annotations
@@ -98,12 +98,17 @@ class FencedTable(faust.Table[Any, Any]):
             key_serializer = self.key_serializer
         if value_serializer is None:
             value_serializer = self.value_serializer
+        written, generation = time.time(), self.app.consumer_generation_id
+        if partition is not None:  # its own records count as replayed: a later restore of
+            # the partition (from after them) drops a zombie's that follow them in the log
+            tp = TP(self.changelog_topic.get_topic_name(), partition)
+            self.fence.admit(tp, generation, round(written * 1000))
         return self.changelog_topic.send_soon(
             key=key,
             value=value,
             partition=partition,
-            timestamp=time.time(),
-            headers=[(GENERATION_HEADER, str(self.app.consumer_generation_id).encode())],
+            timestamp=written,
+            headers=[(GENERATION_HEADER, str(generation).encode())],
             key_serializer=key_serializer,
             value_serializer=value_serializer,
             callback=self._on_changelog_sent,
