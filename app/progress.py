@@ -66,14 +66,15 @@ class Gaps:
     ) -> tuple[int, int] | None:
         """The first and last offsets skipped before ``offset``, if any (``committed``: the
         committed offsets as the consumer knows them, looked up for the first record after an
-        assignment; None or absent if unknown). A hint: the caller asks the broker before
-        acting."""
+        assignment; None or absent if unknown, and then taken as 0). A hint: the caller asks the
+        broker before acting."""
         expected = self.next.get(partition)
         self.next[partition] = max(offset + 1, expected or 0)
         if expected is None:
-            start, allowed = committed.get(partition), 0
-            if start is None:  # not known: no gap to tell
-                return None
+            # unknown (nothing committed yet, or offset 0, which Faust does not keep): the
+            # partition is read from its beginning (auto_offset_reset=earliest), so a record
+            # beyond offset 0 may be a gap; the broker tells (the log may start later)
+            start, allowed = committed.get(partition) or 0, 0
         else:
             start, allowed = expected, 1
         if offset > start + allowed:

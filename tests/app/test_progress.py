@@ -55,8 +55,19 @@ def test_a_record_beyond_the_committed_offset_after_an_assignment_is_a_gap() -> 
     gaps.reset()
     assert gaps.skipped("p0", 614, committed(613)) == (613, 613)  # one alone, at the start
     gaps.reset()
-    assert gaps.skipped("p0", 3, committed(None)) is None  # not known: nothing to tell
+    assert gaps.skipped("p0", 3, committed(None)) == (0, 2)  # unknown: from the beginning
     assert gaps.skipped("p0", 6, committed(None)) == (4, 5)  # the next ones still checked
+
+
+def test_a_partition_without_a_committed_offset_is_read_from_its_beginning() -> None:
+    # seen after a SIGSTOP: the new owner of a partition its group had never committed began at
+    # offset 1107, the first record written after it took the partition over
+    gaps = Gaps()
+    assert gaps.skipped("p0", 1107, committed(None)) == (0, 1106)  # the broker then tells
+    gaps.reset()
+    assert gaps.skipped("p0", 1107, {}) == (0, 1106)
+    gaps.reset()
+    assert gaps.skipped("p0", 0, committed(None)) is None
 
 
 def test_records_that_follow_on_are_no_gap() -> None:

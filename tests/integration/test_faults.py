@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
 from faust.types import TP
 from localkafka import LocalKafka, free_ports
@@ -274,6 +275,16 @@ async def test_transaction_markers_are_no_skipped_records(
     assert await agents._skipped(tp, 4) == (2, 3)  # "b" skipped
     await commit(kafka.bootstrap, group, TopicPartition(topic, 0), 4)
     assert await agents._skipped(tp, 4) is None  # committed
+    # a group that never committed reads from the log's start, which retention may have moved
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(2)})
+    finally:
+        await admin.close()
+    monkeypatch.setattr(agents, "settings", replace(test_settings, app_id=f"{group}-new"))
+    assert await agents._skipped(tp, 2) is None  # "a" deleted: the log starts at 2
+    assert await agents._skipped(tp, 4) == (2, 3)
 
 
 async def commit(bootstrap: str, group: str, partition: TopicPartition, offset: int) -> None:
