@@ -15,6 +15,7 @@ from app.delivery import DeliveringProducer
 from app.errors import KafkaUnavailable, SettingsError
 from app.fencing import FencedTable
 from app.localstate import mark_clean_stop, open_local_state, undelivered_batches
+from app.seeking import SeekingConsumer
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
 from kafka_security import KafkaSecurity
@@ -72,6 +73,12 @@ class DetectorApp(faust.App):
     def _new_producer(self) -> Any:
         # Faust's own, with a flush that waits for every record (app.delivery)
         return DeliveringProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _new_transport(self) -> Any:
+        # Faust's own, whose consumer also seeks partitions never committed (app.seeking)
+        transport = super()._new_transport()
+        transport.Consumer = SeekingConsumer  # type: ignore[misc]
+        return transport
 
     async def on_stop(self) -> None:
         """The stop begins: the Kafka producer is kept, to see at the end what it delivered."""

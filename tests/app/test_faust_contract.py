@@ -17,6 +17,7 @@ from faust.transport.drivers import aiokafka as driver
 
 from app import app, settings
 from app.app import broker_credentials
+from app.seeking import SeekingConsumer
 from kafka_security import KafkaSecurity
 
 
@@ -192,3 +193,13 @@ def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:
     assert app.transport.Producer is driver.Producer  # the class it extends
     assert "self.buffer.put(fut)" in inspect.getsource(base_producer.Producer.send_soon)
     assert "self.app.producer.send_soon(fut)" in inspect.getsource(Topic.send_soon)
+
+
+def test_faust_s_seek_to_committed_leaves_uncommitted_partitions_where_they_are() -> None:
+    # app.seeking: aiokafka seeks only to a committed offset above 0, and Faust's end of a
+    # rebalance (Recovery._resume_streams -> perform_seek) goes through seek_to_committed
+    from aiokafka import AIOKafkaConsumer
+
+    assert "if offset and offset > 0:" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
+    assert "await self.seek_to_committed()" in inspect.getsource(Consumer.perform_seek)
+    assert app.consumer.seek_to_committed.__func__ is SeekingConsumer.seek_to_committed
