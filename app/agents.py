@@ -182,15 +182,23 @@ async def watch_progress() -> None:
     watch = ProgressWatch()
     while not app.should_stop:
         await asyncio.sleep(CHECK_S)
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
-        if not recovery.in_recovery:
-            watch.reset()
+        try:
+            stuck = _stuck_recovery(watch)
+        except Exception:  # a watch that fails must not stop the worker it watches
+            log.exception("the recovery progress watch failed; it looks again in %.0fs", CHECK_S)
             continue
-        read = {tp: recovery.active_offsets[tp] for tp in recovery.active_tps}
-        stuck = watch.stuck(read, dict(recovery.active_highwaters), time.monotonic())
         if stuck:
             names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
             restart(f"restoring {names}: records waiting and none read for {STALL_S:.0f}s")
+
+
+def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
+    if not recovery.in_recovery:
+        watch.reset()
+        return []
+    read = {tp: recovery.active_offsets.get(tp) for tp in recovery.active_tps}
+    return watch.stuck(read, dict(recovery.active_highwaters), time.monotonic())
 
 
 async def heartbeat() -> None:

@@ -28,12 +28,16 @@ class ProgressWatch:
         self.stall_s = stall_s
         self.reading: dict[Hashable, tuple[int, float]] = {}  # offset read, since when
 
-    def stuck(self, read: Mapping[K, int], last: Mapping[K, int], now: float) -> list[K]:
+    def stuck(
+        self, read: Mapping[K, int | None], last: Mapping[K, int | None], now: float
+    ) -> list[K]:
         """The partitions with records waiting (last offset beyond the one read) whose read
-        offset has not moved for ``stall_s``; ``-1`` reads as nothing read yet."""
+        offset has not moved for ``stall_s``; ``-1`` or None reads as nothing read yet, and a
+        last offset of None as not known yet."""
         reading: dict[Hashable, tuple[int, float]] = {}
         stuck = []
-        for partition, offset in read.items():
+        for partition, read_offset in read.items():
+            offset = -1 if read_offset is None else read_offset
             end = last.get(partition)
             if end is None or end <= offset:
                 continue  # nothing waiting: a wait starts again from the next look

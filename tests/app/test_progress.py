@@ -36,6 +36,13 @@ def test_nothing_read_yet_counts_as_minus_one() -> None:
     ]
 
 
+def test_offsets_faust_does_not_know_yet_are_nothing_read_and_nothing_waiting() -> None:
+    # Faust's recovery can hold None for either (seen: the watch crashed the worker on it)
+    watch = ProgressWatch(stall_s=60)
+    assert watch.stuck({"c/3": None, "c/4": 10}, {"c/3": 2131, "c/4": None}, now=0) == []
+    assert watch.stuck({"c/3": None, "c/4": 10}, {"c/3": 2131, "c/4": None}, now=60) == ["c/3"]
+
+
 def test_a_rebalance_starts_every_wait_again() -> None:
     watch = ProgressWatch(stall_s=60)
     watch.stuck({"p0": 10}, {"p0": 500}, now=0)
