@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import TP, EventT
 
 from app.app import app, settings
@@ -23,7 +23,7 @@ from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
 from app.localstate import restart_afresh
-from app.progress import CHECK_S, STALL_S, Gaps, ProgressWatch
+from app.progress import CHECK_S, REREAD_S, STALL_S, Gaps, ProgressWatch
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ async def detect(stream: Any) -> None:
     event: EventT[Any]
     async for event in stream.events():
         message = event.message
-        if message.topic != settings.ticks_topic:
-            await _follow_on(message)
+        if message.topic != settings.ticks_topic and not await _follow_on(message):
+            continue
         try:
             if message.topic == settings.transactions_topic:
                 await detector.on_transaction(
@@ -119,26 +119,48 @@ async def detect(stream: Any) -> None:
             )
 
 
-async def _follow_on(message: Any) -> None:
-    """Input records that never reached this worker (app.progress.Gaps) make it restart in
-    place, to read them again from the committed offset: Faust's stream drops records fetched
-    under an earlier generation, and reads them again only at the next rebalance, if there is
-    one. The consumer's view is a hint; the broker's committed offset and log decide."""
+async def _follow_on(message: Any) -> bool:
+    """True if the record is to be processed now. Input records that never reached this
+    worker (app.progress.Gaps) are read again: the consumer seeks back to the first one
+    missing, and the records read before it are left unprocessed and unacknowledged until the
+    missing ones came (Faust's stream drops records fetched under an earlier generation, and
+    reads them again only at the next rebalance, if there is one). The consumer's view is a
+    hint; the broker's committed offset and log decide."""
     tp = message.tp
+    if gaps.ahead(tp, message.offset):  # watch_progress restarts a re-read that never ends
+        _leave_unacknowledged(message)
+        return False
     committed = app.consumer._committed_offset  # type: ignore[attr-defined]
     if gaps.skipped(tp, message.offset, committed) is None:
-        return
+        return True
     skipped = await _skipped(tp, message.offset)
     if skipped is None:  # transaction markers, deleted records, a commit not seen yet
-        return
+        return True
     detector.counts["input_gaps"] += 1
     log.warning(
-        "%s/%d: offsets %d to %d never reached this worker (Faust's consumer skipped them)",
+        "%s/%d: offsets %d to %d never reached this worker (Faust's consumer skipped them): "
+        "reading them again",
         tp.topic,
         tp.partition,
         *skipped,
     )
-    restart(f"{tp.topic}/{tp.partition}: records {skipped[0]} to {skipped[1]} were skipped")
+    try:
+        await app.consumer.seek_wait({tp: skipped[0]})
+    except IllegalStateError:  # revoked meanwhile: its next owner reads from the committed
+        pass
+    except (TimeoutError, KafkaError) as exc:
+        restart(f"{tp.topic}/{tp.partition}: records {skipped[0]} to {skipped[1]} were "
+                f"skipped, and the seek back failed ({exc!r})")  # fmt: skip
+    gaps.reread(tp, skipped[0], time.monotonic())
+    _leave_unacknowledged(message)
+    return False
+
+
+def _leave_unacknowledged(message: Any) -> None:
+    """Faust acknowledges every event its agent took, at the next one; a record marked as
+    acknowledged already is left out of the offsets to commit (pinned by a contract test)."""
+    message.acked = True
+    app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
 
 
 async def _skipped(tp: TP, offset: int) -> tuple[int, int] | None:
@@ -175,10 +197,11 @@ async def _skipped(tp: TP, offset: int) -> tuple[int, int] | None:
 
 
 async def watch_progress() -> None:
-    """Restart the worker when a changelog partition it restores is no longer read
-    (app.progress). Started with the app, not as a Faust timer: those start only after the
-    first recovery. It reads what Faust's recovery keeps, and asks the consumer nothing: a
-    call into the consumer's thread can wait there, and Faust's own calls queue behind it."""
+    """Restart the worker when a changelog partition it restores is no longer read, or when
+    skipped input records it sought back to do not come (app.progress). Started with the app,
+    not as a Faust timer: those start only after the first recovery. It reads what Faust's
+    recovery keeps, and asks the consumer nothing: a call into the consumer's thread can wait
+    there, and Faust's own calls queue behind it."""
     watch = ProgressWatch()
     while not app.should_stop:
         await asyncio.sleep(CHECK_S)
@@ -190,6 +213,10 @@ async def watch_progress() -> None:
         if stuck:
             names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
             restart(f"restoring {names}: records waiting and none read for {STALL_S:.0f}s")
+        overdue = gaps.overdue(time.monotonic())
+        if overdue:
+            late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in overdue)  # type: ignore[attr-defined]
+            restart(f"{late}: the skipped records sought back to did not come in {REREAD_S:.0f}s")
 
 
 def _stuck_recovery(watch: ProgressWatch) -> list[TP]:

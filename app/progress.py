@@ -1,5 +1,5 @@
 """A worker whose table recovery stops reading restarts; input records that never reached it
-are found (Gaps).
+are found and read again (Gaps).
 
 Faust's consumer can stop fetching a partition after a rebalance, with nothing in its logs but a
 warning repeated every five seconds. Seen in the kill -9 fault test: a worker's table recovery
@@ -19,6 +19,7 @@ from typing import TypeVar
 
 CHECK_S = 5.0  # seconds between two looks
 STALL_S = 60.0  # records waiting and none read for this long: stuck
+REREAD_S = 60.0  # a partition sought back whose missing records do not come for this long
 
 K = TypeVar("K", bound=Hashable)
 
@@ -60,10 +61,38 @@ class Gaps:
     next rebalance, and one alone is committed past (docs/semantics.md). So the first record
     after an assignment is expected at the committed offset, and each later one right after the
     one before, give or take one offset (a transaction marker of an upstream writing with
-    transactions; one at the committed offset is checked with the broker like any gap)."""
+    transactions; one at the committed offset is checked with the broker like any gap). When
+    the broker confirms a gap, the caller seeks back to its first offset and leaves the records
+    read before the seek alone until it comes (``reread``, ``ahead``)."""
 
     def __init__(self) -> None:
         self.next: dict[Hashable, int] = {}  # per partition read since the assignment
+        self.rereading: dict[Hashable, tuple[int, float]] = {}  # offset sought back to, since
+
+    def reread(self, partition: Hashable, offset: int, now: float) -> None:
+        """The consumer was sought back to ``offset``: records beyond it are ahead (below)
+        until it comes again."""
+        self.rereading[partition] = (offset, now)
+        self.next[partition] = offset
+
+    def ahead(self, partition: Hashable, offset: int) -> bool:
+        """While a partition is read again from an earlier offset, True for a record beyond
+        that offset: it was read before the seek and comes again after the ones missing, so it
+        is neither processed nor acknowledged now (processed first, it would mark the missing
+        ones as already applied; acknowledged, its offset would be committed past them)."""
+        awaited = self.rereading.get(partition)
+        if awaited is None:
+            return False
+        if offset > awaited[0]:
+            return True
+        if offset == awaited[0]:
+            del self.rereading[partition]
+        return False
+
+    def overdue(self, now: float, limit_s: float = REREAD_S) -> list[Hashable]:
+        """The partitions sought back more than ``limit_s`` ago whose missing records have
+        not come yet."""
+        return [p for p, (_, since) in self.rereading.items() if now - since > limit_s]
 
     def skipped(
         self, partition: Hashable, offset: int, committed: Mapping[Hashable, int | None]
@@ -88,3 +117,4 @@ class Gaps:
     def reset(self) -> None:
         """A new assignment: each partition starts again from its committed offset."""
         self.next.clear()
+        self.rereading.clear()

@@ -203,3 +203,23 @@ def test_faust_s_seek_to_committed_leaves_uncommitted_partitions_where_they_are(
     assert "if offset and offset > 0:" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
     assert "await self.seek_to_committed()" in inspect.getsource(Consumer.perform_seek)
     assert app.consumer.seek_to_committed.__func__ is SeekingConsumer.seek_to_committed
+
+
+def test_a_message_marked_acknowledged_is_not_acknowledged_again() -> None:
+    # app.agents._leave_unacknowledged: records read ahead of a seek back are neither processed
+    # nor committed; the offsets to commit come only from Consumer.ack, which Message.ack skips
+    from weakref import WeakSet
+
+    from faust.types.tuples import Message
+
+    assert "if not self.acked:" in inspect.getsource(Message.ack)
+    assert "acked_for_tp.append(offset)" in inspect.getsource(Consumer.ack)
+    assert "acked = self._acked[tp]" in inspect.getsource(Consumer._new_offset)
+    assert isinstance(app.consumer._unacked_messages, WeakSet)  # type: ignore[attr-defined]
+    # the seek back goes through the consumer's thread, and sets where Faust reads from
+    assert "consumer.seek(tp, offset)" in inspect.getsource(
+        driver.AIOKafkaConsumerThread._seek_wait
+    )
+    assert "self.consumer._read_offset[tp] = offset" in inspect.getsource(
+        driver.AIOKafkaConsumerThread._seek_wait
+    )

@@ -105,3 +105,27 @@ def test_the_committed_offset_is_asked_for_only_after_an_assignment() -> None:
     gaps.reset()
     gaps.skipped("p0", 910, ask)
     assert len(asked) == 2
+
+
+def test_records_read_before_a_seek_back_wait_for_the_missing_ones() -> None:
+    gaps = Gaps()
+    assert gaps.skipped("p0", 1107, committed(43)) == (43, 1106)
+    gaps.reread("p0", 43, now=10.0)  # the caller sought the consumer back to 43
+    for offset in (1108, 1109):  # fetched before the seek: they come again after 1106
+        assert gaps.ahead("p0", offset)
+    assert gaps.overdue(now=25.0, limit_s=15.0) == []
+    assert gaps.overdue(now=25.1, limit_s=15.0) == ["p0"]
+    assert not gaps.ahead("p0", 40)  # older than the gap: a repeat, deduplicated downstream
+    assert gaps.skipped("p0", 40, committed(43)) is None
+    assert not gaps.ahead("p0", 43)  # the first missing one: reading on as usual
+    assert gaps.skipped("p0", 43, committed(43)) is None
+    assert not gaps.ahead("p0", 44) and gaps.skipped("p0", 44, committed(43)) is None
+    assert gaps.overdue(now=1000.0) == []
+    assert gaps.skipped("p0", 1107, committed(43)) == (45, 1106)  # ahead again: a new gap
+
+
+def test_an_assignment_ends_a_reread() -> None:
+    gaps = Gaps()
+    gaps.reread("p0", 43, now=0.0)
+    gaps.reset()  # the partition moved, or came back: read from the committed offset
+    assert not gaps.ahead("p0", 1107)
