@@ -145,7 +145,7 @@ async def _follow_on(message: Any) -> bool:
         *skipped,
     )
     try:
-        await app.consumer.seek_wait({tp: skipped[0]})
+        await app.consumer.reread(tp, skipped[0])  # type: ignore[attr-defined]  # app.seeking
     except IllegalStateError:  # revoked meanwhile: its next owner reads from the committed
         pass
     except (TimeoutError, KafkaError) as exc:

@@ -1,4 +1,5 @@
-"""Faust's consumer, whose seek to the committed offsets also seeks the partitions that have none.
+"""Faust's consumer, whose seek to the committed offsets also seeks the partitions that have none,
+and which can read a partition again from an earlier offset.
 
 Faust's stream drops records it fetched when the group changes under it (a rebalance while a
 batch is iterated, the flow stopped for a revocation): aiokafka's position is already past them.
@@ -10,12 +11,15 @@ of the frozen worker, which had not committed yet, were taken over at offsets 10
 first records written after the takeover. So this consumer seeks those partitions to their
 beginning, where ``auto_offset_reset=earliest`` would have read them from (app.progress.Gaps
 checks the first record after every assignment against the same rule).
+
+It also reads a partition again from an offset when app.agents finds records that never
+reached the worker (``reread``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
@@ -24,7 +28,12 @@ from faust.types import TP
 
 
 class SeekingConsumer(driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rereading: dict[TP, int] = {}  # partitions sought back: the offset awaited
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
+        self.rereading.clear()  # the end of a rebalance: every partition starts again
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
         uncommitted = [tp for tp, offset in committed.items() if not offset]
         if uncommitted:
@@ -32,3 +41,26 @@ class SeekingConsumer(driver.Consumer):
             with contextlib.suppress(IllegalStateError):
                 await self._thread.seek_to_beginning(*uncommitted)
         return committed  # type: ignore[return-value]  # Faust reads None as not committed
+
+    async def reread(self, tp: TP, offset: int) -> None:
+        """Read ``tp`` again from ``offset`` (records Faust's stream skipped, app.agents).
+
+        Faust's fetch loop keeps a read offset per partition, moves it with every record it
+        passes on and drops any record below it. The records fetched before the seek would
+        move it past the ones read again, so they are dropped here, before the loop sees them,
+        until the record at ``offset`` comes; the read offset is cleared for that one."""
+        self.rereading[tp] = offset
+        await self.seek_wait({tp: offset})
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        rereading = self.rereading
+        async for tp, message in super().getmany(timeout):
+            if rereading:
+                awaited = rereading.get(tp)
+                if awaited is not None:
+                    if message.offset > awaited:
+                        continue  # fetched before the seek: it comes again
+                    if message.offset == awaited:
+                        del rereading[tp]
+                        self._read_offset[tp] = None
+            yield tp, message

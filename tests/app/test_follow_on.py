@@ -27,13 +27,13 @@ def message(offset: int) -> Any:
 
 @pytest.fixture
 def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
-    sought: list[dict[TP, int]] = []
+    sought: list[tuple[TP, int]] = []
 
-    async def seek_wait(offsets: dict[TP, int]) -> None:
-        sought.append(offsets)
+    async def reread(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
 
     fake = SimpleNamespace(
-        _committed_offset={TOPIC: 43}, _unacked_messages=WeakSet(), seek_wait=seek_wait
+        _committed_offset={TOPIC: 43}, _unacked_messages=WeakSet(), reread=reread
     )
     monkeypatch.setattr(agents.app, "_consumer", fake)  # what app.consumer returns
     monkeypatch.setattr(agents, "gaps", Gaps())
@@ -51,7 +51,7 @@ async def test_a_confirmed_gap_is_read_again_and_the_records_ahead_wait(
     first, ahead = message(1107), message(1108)
     consumer._unacked_messages.update([first, ahead])
     assert not await agents._follow_on(first)
-    assert consumer.sought == [{TOPIC: 43}]
+    assert consumer.sought == [(TOPIC, 43)]
     assert not await agents._follow_on(ahead)
     for held in (first, ahead):  # Faust's ack skips them: nothing committed past the gap
         assert held.acked and held not in consumer._unacked_messages

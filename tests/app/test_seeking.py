@@ -14,6 +14,14 @@ from faust.types import TP
 from app.seeking import SeekingConsumer
 
 
+def bare(seek_to_beginning: Any = None) -> SeekingConsumer:
+    """A SeekingConsumer without an app: its thread only seeks to beginnings."""
+    consumer = object.__new__(SeekingConsumer)
+    consumer.rereading = {}
+    consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
+    return consumer
+
+
 async def test_partitions_without_a_committed_offset_go_back_to_their_beginning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -27,9 +35,10 @@ async def test_partitions_without_a_committed_offset_go_back_to_their_beginning(
         sought.extend(partitions)
 
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
-    consumer = object.__new__(SeekingConsumer)
-    consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
+    consumer = bare(seek_to_beginning)
+    consumer.rereading = {TP("t", 0): 40}  # a reread under the assignment before
     assert await consumer.seek_to_committed() == committed  # what Faust records, unchanged
+    assert consumer.rereading == {}
     assert sought == [TP("t", 1), TP("t", 2)]  # 0 committed: nothing processed either
 
 
@@ -43,8 +52,7 @@ async def test_nothing_is_sought_when_every_partition_was_committed(
         raise AssertionError("no seek expected")
 
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
-    consumer = object.__new__(SeekingConsumer)
-    consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
+    consumer = bare(seek_to_beginning)
     assert await consumer.seek_to_committed() == {TP("t", 0): 5}
 
 
@@ -58,6 +66,30 @@ async def test_a_partition_revoked_meanwhile_is_left_to_the_next_assignment(
         raise IllegalStateError("Partitions {TP('t', 0)} are not assigned")
 
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
-    consumer = object.__new__(SeekingConsumer)
-    consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
+    consumer = bare(seek_to_beginning)
     assert await consumer.seek_to_committed() == {TP("t", 0): None}
+
+
+async def test_a_reread_drops_the_records_fetched_before_the_seek(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the fetch loop would move its read offset past 43 with 1108 and 1109, then drop 43
+    fetched = [(TP("t", 0), 1108), (TP("t", 1), 7), (TP("t", 0), 1109), (TP("t", 0), 43)]
+    fetched += [(TP("t", 0), 44)]
+
+    async def getmany(self: Any, timeout: float) -> Any:
+        for tp, offset in fetched:
+            yield tp, SimpleNamespace(offset=offset)
+
+    async def seek_wait(self: Any, offsets: Any) -> None:
+        pass
+
+    monkeypatch.setattr(driver.Consumer, "getmany", getmany)
+    monkeypatch.setattr(driver.Consumer, "seek_wait", seek_wait)
+    consumer = bare()
+    consumer._read_offset = {TP("t", 0): 1107}
+    await consumer.reread(TP("t", 0), 43)
+    passed = [(tp.partition, m.offset) async for tp, m in consumer.getmany(1.0)]
+    assert passed == [(1, 7), (0, 43), (0, 44)]
+    assert consumer._read_offset[TP("t", 0)] is None  # cleared for 43: not dropped below 1107
+    assert consumer.rereading == {}
