@@ -105,6 +105,11 @@ class Settings:
     web_bind: str
 
     @property
+    def heartbeat_interval_s(self) -> float:
+        """Between two heartbeats of the consumer: a third of the session timeout, at most 3 s."""
+        return min(3.0, self.session_timeout_s / 3)
+
+    @property
     def broker_url(self) -> str:
         return ";".join(f"kafka://{host.strip()}" for host in self.bootstrap.split(","))
 

@@ -271,6 +271,17 @@ async def test_after_a_stall_the_worker_restarts_before_writing_anything() -> No
     assert table == before
 
 
+async def test_a_stall_a_heartbeat_interval_short_of_the_session_timeout_restarts() -> None:
+    # the group counts the session from the last heartbeat, sent before the stop
+    detector = detector_on({})
+    session, interval = detector.settings.session_timeout_s, detector.settings.heartbeat_interval_s
+    stalled(detector, session - interval - 0.5)
+    detector.beat()  # not long enough to be dropped
+    stalled(detector, session - interval + 0.5)
+    with pytest.raises(Restarted, match="less a heartbeat interval"):
+        detector.beat()
+
+
 async def test_a_stall_seen_by_the_heartbeat_timer_restarts_the_worker() -> None:
     detector = detector_on({})
     detector.on_rebalance((), assigned={0})
