@@ -151,7 +151,7 @@ async def _follow_on(message: Any) -> bool:
     except (TimeoutError, KafkaError) as exc:
         restart(f"{tp.topic}/{tp.partition}: records {skipped[0]} to {skipped[1]} were "
                 f"skipped, and the seek back failed ({exc!r})")  # fmt: skip
-    gaps.reread(tp, skipped[0], time.monotonic())
+    gaps.reread(tp, skipped[0], message.offset, time.monotonic())
     _leave_unacknowledged(message)
     return False
 
@@ -216,7 +216,7 @@ async def watch_progress() -> None:
         overdue = gaps.overdue(time.monotonic())
         if overdue:
             late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in overdue)  # type: ignore[attr-defined]
-            restart(f"{late}: the skipped records sought back to did not come in {REREAD_S:.0f}s")
+            restart(f"{late}: sought back to skipped records, not read again in {REREAD_S:.0f}s")
 
 
 def _stuck_recovery(watch: ProgressWatch) -> list[TP]:

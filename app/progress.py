@@ -15,6 +15,7 @@ rules; app/agents.py feeds them.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 CHECK_S = 5.0  # seconds between two looks
@@ -55,6 +56,14 @@ class ProgressWatch:
         self.reading.clear()
 
 
+@dataclass
+class Reread:
+    first: int  # the first offset missing: sought back to
+    until: int  # the offset that showed the gap: read again, the re-read is over
+    since: float
+    reached: bool = False  # ``first`` came again
+
+
 class Gaps:
     """Offsets of a partition that never reached the worker. After a rebalance Faust's stream
     drops the records fetched under the earlier generation; they are read again only at the
@@ -67,32 +76,35 @@ class Gaps:
 
     def __init__(self) -> None:
         self.next: dict[Hashable, int] = {}  # per partition read since the assignment
-        self.rereading: dict[Hashable, tuple[int, float]] = {}  # offset sought back to, since
+        self.rereading: dict[Hashable, Reread] = {}  # partitions sought back
 
-    def reread(self, partition: Hashable, offset: int, now: float) -> None:
-        """The consumer was sought back to ``offset``: records beyond it are ahead (below)
-        until it comes again."""
-        self.rereading[partition] = (offset, now)
-        self.next[partition] = offset
+    def reread(self, partition: Hashable, first: int, until: int, now: float) -> None:
+        """The consumer was sought back to ``first``, the first record missing before
+        ``until`` (the record that showed the gap): records beyond ``first`` are ahead (below)
+        until it comes again, and the re-read is over when ``until`` is read again."""
+        self.rereading[partition] = Reread(first, until, now)
+        self.next[partition] = first
 
     def ahead(self, partition: Hashable, offset: int) -> bool:
         """While a partition is read again from an earlier offset, True for a record beyond
         that offset: it was read before the seek and comes again after the ones missing, so it
         is neither processed nor acknowledged now (processed first, it would mark the missing
-        ones as already applied; acknowledged, its offset would be committed past them)."""
-        awaited = self.rereading.get(partition)
-        if awaited is None:
+        ones as applied already; acknowledged, its offset would be committed past them)."""
+        reread = self.rereading.get(partition)
+        if reread is None:
             return False
-        if offset > awaited[0]:
-            return True
-        if offset == awaited[0]:
-            del self.rereading[partition]
+        if not reread.reached:
+            if offset > reread.first:
+                return True
+            reread.reached = offset == reread.first
+        elif offset >= reread.until:
+            del self.rereading[partition]  # read again up to where the gap was seen
         return False
 
     def overdue(self, now: float, limit_s: float = REREAD_S) -> list[Hashable]:
-        """The partitions sought back more than ``limit_s`` ago whose missing records have
-        not come yet."""
-        return [p for p, (_, since) in self.rereading.items() if now - since > limit_s]
+        """The partitions sought back more than ``limit_s`` ago that have not been read again
+        up to where their gap was seen."""
+        return [p for p, reread in self.rereading.items() if now - reread.since > limit_s]
 
     def skipped(
         self, partition: Hashable, offset: int, committed: Mapping[Hashable, int | None]

@@ -110,7 +110,7 @@ def test_the_committed_offset_is_asked_for_only_after_an_assignment() -> None:
 def test_records_read_before_a_seek_back_wait_for_the_missing_ones() -> None:
     gaps = Gaps()
     assert gaps.skipped("p0", 1107, committed(43)) == (43, 1106)
-    gaps.reread("p0", 43, now=10.0)  # the caller sought the consumer back to 43
+    gaps.reread("p0", 43, 1107, now=10.0)  # the caller sought the consumer back to 43
     for offset in (1108, 1109):  # fetched before the seek: they come again after 1106
         assert gaps.ahead("p0", offset)
     assert gaps.overdue(now=25.0, limit_s=15.0) == []
@@ -120,12 +120,16 @@ def test_records_read_before_a_seek_back_wait_for_the_missing_ones() -> None:
     assert not gaps.ahead("p0", 43)  # the first missing one: reading on as usual
     assert gaps.skipped("p0", 43, committed(43)) is None
     assert not gaps.ahead("p0", 44) and gaps.skipped("p0", 44, committed(43)) is None
+    assert gaps.overdue(now=1000.0) == ["p0"]  # not read again up to 1107 yet: still watched
+    for offset in range(45, 1108):
+        assert not gaps.ahead("p0", offset) and gaps.skipped("p0", offset, committed(43)) is None
     assert gaps.overdue(now=1000.0) == []
-    assert gaps.skipped("p0", 1107, committed(43)) == (45, 1106)  # ahead again: a new gap
+    assert gaps.skipped("p0", 1200, committed(43)) == (1108, 1199)  # a new gap
 
 
 def test_an_assignment_ends_a_reread() -> None:
     gaps = Gaps()
-    gaps.reread("p0", 43, now=0.0)
+    gaps.reread("p0", 43, 1107, now=0.0)
     gaps.reset()  # the partition moved, or came back: read from the committed offset
     assert not gaps.ahead("p0", 1107)
+    assert gaps.overdue(now=1000.0) == []
