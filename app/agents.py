@@ -123,17 +123,19 @@ async def _follow_on(message: Any) -> bool:
     """True if the record is to be processed now. Input records that never reached this
     worker (app.progress.Gaps) are read again: the consumer seeks back to the first one
     missing, and the records read before it are left unprocessed and unacknowledged until the
-    missing ones came (Faust's stream drops records fetched under an earlier generation, and
-    reads them again only at the next rebalance, if there is one). The consumer's view is a
-    hint; the broker's committed offset and log decide."""
+    missing ones came (Faust's fetch loop drops records when a rebalance starts as it hands
+    them over, and reads them again only at the next rebalance, if there is one;
+    docs/semantics.md). The consumer's view is a hint; the broker's committed offset and log
+    decide."""
     tp = message.tp
     if gaps.ahead(tp, message.offset):  # watch_progress restarts a re-read that never ends
         _leave_unacknowledged(message)
         return False
     committed = app.consumer._committed_offset  # type: ignore[attr-defined]
-    if gaps.skipped(tp, message.offset, committed) is None:
+    seen = gaps.skipped(tp, message.offset, committed)
+    if seen is None:
         return True
-    skipped = await _skipped(tp, message.offset)
+    skipped = await _skipped(tp, message.offset, since=seen[0])
     if skipped is None:  # transaction markers, deleted records, a commit not seen yet
         return True
     detector.counts["input_gaps"] += 1
@@ -163,12 +165,13 @@ def _leave_unacknowledged(message: Any) -> None:
     app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
 
 
-async def _skipped(tp: TP, offset: int) -> tuple[int, int] | None:
+async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | None:
     """The offsets before ``offset`` that the group has not committed and where the broker
     holds a record, asked of the broker by a reader of the group's offsets that does not join
     it. None if there are none (the gap was transaction markers, records deleted by retention,
-    or a commit the consumer had not seen). If the broker cannot say, the gap is taken as
-    real: a restart too many is safe, a record never processed is not."""
+    or a commit the consumer had not seen). If the broker cannot say, the gap the consumer saw
+    (from ``since``) is taken as real: a record read twice is deduplicated, one never
+    processed is lost."""
     reader = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap,
         group_id=settings.app_id,
@@ -191,7 +194,7 @@ async def _skipped(tp: TP, offset: int) -> tuple[int, int] | None:
             return None
         return (held[0].offset if held else start), offset - 1
     except KafkaError:
-        return 0, offset - 1
+        return since, offset - 1
     finally:
         await reader.stop()
 

@@ -44,7 +44,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
 async def test_a_confirmed_gap_is_read_again_and_the_records_ahead_wait(
     consumer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def skipped(tp: TP, offset: int) -> tuple[int, int]:
+    async def skipped(tp: TP, offset: int, since: int) -> tuple[int, int]:
         return 43, offset - 1  # the broker holds them
 
     monkeypatch.setattr(agents, "_skipped", skipped)
@@ -62,7 +62,7 @@ async def test_a_confirmed_gap_is_read_again_and_the_records_ahead_wait(
 async def test_a_gap_the_broker_does_not_confirm_is_processed(
     consumer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def skipped(tp: TP, offset: int) -> None:
+    async def skipped(tp: TP, offset: int, since: int) -> None:
         return None  # transaction markers, or a commit the consumer had not seen
 
     monkeypatch.setattr(agents, "_skipped", skipped)
