@@ -23,7 +23,7 @@ from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
 from app.localstate import restart_afresh
-from app.progress import CHECK_S, REREAD_S, STALL_S, Gaps, ProgressWatch
+from app.progress import CHECK_S, REREAD_S, STALL_S, Gaps, ProgressWatch, input_progress
 
 log = logging.getLogger(__name__)
 
@@ -200,26 +200,37 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
 
 
 async def watch_progress() -> None:
-    """Restart the worker when a changelog partition it restores is no longer read, or when
-    skipped input records it sought back to do not come (app.progress). Started with the app,
-    not as a Faust timer: those start only after the first recovery. It reads what Faust's
-    recovery keeps, and asks the consumer nothing: a call into the consumer's thread can wait
-    there, and Faust's own calls queue behind it."""
-    watch = ProgressWatch()
-    while not app.should_stop:
-        await asyncio.sleep(CHECK_S)
-        try:
-            stuck = _stuck_recovery(watch)
-        except Exception:  # a watch that fails must not stop the worker it watches
-            log.exception("the recovery progress watch failed; it looks again in %.0fs", CHECK_S)
-            continue
-        if stuck:
-            names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
-            restart(f"restoring {names}: records waiting and none read for {STALL_S:.0f}s")
-        overdue = gaps.overdue(time.monotonic())
-        if overdue:
-            late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in overdue)  # type: ignore[attr-defined]
-            restart(f"{late}: sought back to skipped records, not read again in {REREAD_S:.0f}s")
+    """Restart the worker when a changelog partition it restores is no longer read, when an
+    input partition it owns has records waiting and none processed, or when skipped input
+    records it sought back to do not come (app.progress). Started with the app, not as a
+    Faust timer: those start only after the first recovery. It reads what Faust keeps, and
+    asks Faust's consumer nothing: a call into the consumer's thread can wait there, and
+    Faust's own calls queue behind it. End offsets come from a reader of its own."""
+    recovering, reading = ProgressWatch(), ProgressWatch()
+    ends = EndOffsets()
+    try:
+        while not app.should_stop:
+            await asyncio.sleep(CHECK_S)
+            try:
+                stuck = _stuck_recovery(recovering)
+                unread = await _stuck_input(reading, ends)
+            except Exception:  # a watch that fails must not stop the worker it watches
+                log.exception("the progress watch failed; it looks again in %.0fs", CHECK_S)
+                continue
+            if stuck:
+                names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
+                restart(f"restoring {names}: records waiting and none read for {STALL_S:.0f}s")
+            if unread:
+                names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(unread))
+                restart(f"{names}: records waiting and none processed for {STALL_S:.0f}s")
+            overdue = gaps.overdue(time.monotonic())
+            if overdue:
+                late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in overdue)  # type: ignore[attr-defined]
+                restart(
+                    f"{late}: sought back to skipped records, not read again in {REREAD_S:.0f}s"
+                )
+    finally:
+        await ends.stop()
 
 
 def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
@@ -229,6 +240,57 @@ def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
         return []
     read = {tp: recovery.active_offsets.get(tp) for tp in recovery.active_tps}
     return watch.stuck(read, dict(recovery.active_highwaters), time.monotonic())
+
+
+class EndOffsets:
+    """End offsets of partitions, asked by a reader of its own that joins no group (started at
+    its first use, again after a start that failed)."""
+
+    def __init__(self) -> None:
+        self.reader: AIOKafkaConsumer | None = None
+
+    async def of(self, partitions: list[TP]) -> dict[TP, int]:
+        if self.reader is None:
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=settings.bootstrap,
+                enable_auto_commit=False,
+                **settings.security.client_options(),
+            )
+            try:
+                await reader.start()
+            except BaseException:
+                await reader.stop()
+                raise
+            self.reader = reader
+        ends = await self.reader.end_offsets([TopicPartition(*tp) for tp in partitions])
+        return {tp: ends[TopicPartition(*tp)] for tp in partitions}
+
+    async def stop(self) -> None:
+        if self.reader is not None:
+            await self.reader.stop()
+
+
+async def _stuck_input(watch: ProgressWatch, ends: EndOffsets) -> list[TP]:
+    """Input partitions (the transactions and their re-keyed copies) with records waiting and
+    none processed for STALL_S: Faust's consumer can stop fetching one after a rebalance with
+    nothing in its logs (seen after a kill -9: a partition given to the restarted worker kept
+    1,624 records waiting until the test gave up). Not looked at during a rebalance or a
+    recovery, when nothing is processed anyway."""
+    if app.rebalancing or app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+        watch.reset()
+        return []
+    inputs = (settings.transactions_topic, settings.pairs_topic)
+    partitions = [tp for tp in app.assignor.assigned_actives() if tp.topic in inputs]
+    if not partitions:
+        watch.reset()
+        return []
+    try:
+        end = await ends.of(partitions)
+    except KafkaError:  # Kafka unreachable: nothing to tell now
+        return []
+    committed = app.consumer._committed_offset  # type: ignore[attr-defined]
+    read, last = input_progress(partitions, gaps.next, committed, end)
+    return watch.stuck(read, last, time.monotonic())
 
 
 async def heartbeat() -> None:

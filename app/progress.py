@@ -25,6 +25,22 @@ REREAD_S = 60.0  # a partition sought back whose missing records do not come for
 K = TypeVar("K", bound=Hashable)
 
 
+def input_progress(
+    partitions: list[K],
+    next_offsets: Mapping[Hashable, int],
+    committed: Mapping[Hashable, int | None],
+    ends: Mapping[K, int],
+) -> tuple[dict[K, int], dict[K, int]]:
+    """For ProgressWatch.stuck on input partitions: per partition, the last offset processed
+    (the one before the next expected, or before the committed one if nothing was read since
+    the assignment) and the last offset there is (the one before the end offset)."""
+    read = {}
+    for tp in partitions:
+        following = next_offsets.get(tp)
+        read[tp] = (following if following is not None else committed.get(tp) or 0) - 1
+    return read, {tp: ends[tp] - 1 for tp in partitions if tp in ends}
+
+
 class ProgressWatch:
     def __init__(self, stall_s: float = STALL_S) -> None:
         self.stall_s = stall_s

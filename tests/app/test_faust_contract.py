@@ -178,6 +178,9 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
     # app.agents._follow_on: the committed offset an assignment starts from, and later commits
     assert "self._committed_offset.update(" in inspect.getsource(Consumer.perform_seek)
     assert "self._committed_offset.update(" in inspect.getsource(Consumer._commit_offsets)
+    # app.agents._stuck_input: no input is processed while the group rebalances
+    assert "self.rebalancing = True" in inspect.getsource(type(app).on_rebalance_start)
+    assert "self.rebalancing = False" in inspect.getsource(type(app).on_rebalance_end)
 
 
 def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.progress import Gaps, ProgressWatch
+from app.progress import Gaps, ProgressWatch, input_progress
 
 
 def test_a_partition_read_no_further_while_records_wait_is_stuck() -> None:
@@ -133,3 +133,23 @@ def test_an_assignment_ends_a_reread() -> None:
     gaps.reset()  # the partition moved, or came back: read from the committed offset
     assert not gaps.ahead("p0", 1107)
     assert gaps.overdue(now=1000.0) == []
+
+
+def test_an_input_partition_with_records_waiting_and_none_processed_is_stuck() -> None:
+    # seen in a fresh-clone run: a worker given input partition 6 after a kill -9 processed
+    # none of its 1,624 records, with no error, until the test gave up
+    watch = ProgressWatch(stall_s=60)
+    partitions = ["t/0", "t/6", "t/7"]
+    ends = {"t/0": 2489, "t/6": 2510, "t/7": 2516}
+    committed = {"t/0": 2400, "t/6": 886, "t/7": 2516}
+    read, last = input_progress(partitions, {"t/0": 2450}, committed, ends)
+    assert read == {"t/0": 2449, "t/6": 885, "t/7": 2515}  # t/7: all committed, none to read
+    assert last == {"t/0": 2488, "t/6": 2509, "t/7": 2515}
+    assert watch.stuck(read, last, now=0) == []
+    read, last = input_progress(partitions, {"t/0": 2489}, committed, ends)
+    assert watch.stuck(read, last, now=60) == ["t/6"]  # t/0 read on and caught up
+
+
+def test_an_input_partition_never_committed_is_read_from_offset_0() -> None:
+    read, last = input_progress(["t/0"], {}, {"t/0": None}, {"t/0": 10})
+    assert read == {"t/0": -1} and last == {"t/0": 9}
