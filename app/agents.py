@@ -147,7 +147,7 @@ async def _follow_on(message: Any) -> bool:
         *skipped,
     )
     try:
-        await app.consumer.reread(tp, skipped[0])  # type: ignore[attr-defined]  # app.seeking
+        await app.consumer.reread(tp, skipped[0], message.offset)  # type: ignore[attr-defined]
     except IllegalStateError:  # revoked meanwhile: its next owner reads from the committed
         pass
     except (TimeoutError, KafkaError) as exc:
@@ -286,7 +286,9 @@ async def _stuck_input(watch: ProgressWatch, ends: EndOffsets) -> list[TP]:
         return []
     try:
         end = await ends.of(partitions)
-    except KafkaError:  # Kafka unreachable: nothing to tell now
+    except KafkaError:  # Kafka unreachable: nothing to tell, and nothing can come meanwhile
+        watch.reset()
+        gaps.postpone(time.monotonic())
         return []
     committed = app.consumer._committed_offset  # type: ignore[attr-defined]
     read, last = input_progress(partitions, gaps.next, committed, end)

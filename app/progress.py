@@ -33,12 +33,13 @@ def input_progress(
 ) -> tuple[dict[K, int], dict[K, int]]:
     """For ProgressWatch.stuck on input partitions: per partition, the last offset processed
     (the one before the next expected, or before the committed one if nothing was read since
-    the assignment) and the last offset there is (the one before the end offset)."""
+    the assignment) and the last offset there is to process (two before the end offset)."""
     read = {}
     for tp in partitions:
         following = next_offsets.get(tp)
         read[tp] = (following if following is not None else committed.get(tp) or 0) - 1
-    return read, {tp: ends[tp] - 1 for tp in partitions if tp in ends}
+    # one offset short: the last may be the marker of an upstream writing with transactions
+    return read, {tp: ends[tp] - 2 for tp in partitions if tp in ends}
 
 
 class ProgressWatch:
@@ -102,20 +103,27 @@ class Gaps:
         self.next[partition] = first
 
     def ahead(self, partition: Hashable, offset: int) -> bool:
-        """While a partition is read again from an earlier offset, True for a record beyond
-        that offset: it was read before the seek and comes again after the ones missing, so it
+        """While a partition is read again from an earlier offset, True for a record read
+        before the seek (from ``until`` on): it comes again after the ones missing, so it
         is neither processed nor acknowledged now (processed first, it would mark the missing
         ones as applied already; acknowledged, its offset would be committed past them)."""
         reread = self.rereading.get(partition)
         if reread is None:
             return False
         if not reread.reached:
-            if offset > reread.first:
+            if offset >= reread.until:
                 return True
-            reread.reached = offset == reread.first
+            # one of the skipped records (the first may be a transaction marker): only the
+            # fetch after the seek holds those
+            reread.reached = offset >= reread.first
         elif offset >= reread.until:
             del self.rereading[partition]  # read again up to where the gap was seen
         return False
+
+    def postpone(self, now: float) -> None:
+        """Kafka is unreachable: the re-reads wait, and their time counts from now."""
+        for reread in self.rereading.values():
+            reread.since = now
 
     def overdue(self, now: float, limit_s: float = REREAD_S) -> list[Hashable]:
         """The partitions sought back more than ``limit_s`` ago that have not been read again

@@ -30,37 +30,43 @@ from faust.types import TP
 class SeekingConsumer(driver.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rereading: dict[TP, int] = {}  # partitions sought back: the offset awaited
+        self.rereading: dict[TP, tuple[int, int]] = {}  # partitions sought back: first, until
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         self.rereading.clear()  # the end of a rebalance: every partition starts again
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
-        uncommitted = [tp for tp, offset in committed.items() if not offset]
+        changelogs = self.app.tables.changelog_topics  # the tables' recovery seeks those
+        uncommitted = [
+            tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+        ]
         if uncommitted:
             # a partition revoked meanwhile is sought again at the next assignment
             with contextlib.suppress(IllegalStateError):
                 await self._thread.seek_to_beginning(*uncommitted)
         return committed  # type: ignore[return-value]  # Faust reads None as not committed
 
-    async def reread(self, tp: TP, offset: int) -> None:
-        """Read ``tp`` again from ``offset`` (records Faust's stream skipped, app.agents).
+    async def reread(self, tp: TP, first: int, until: int) -> None:
+        """Read ``tp`` again from ``first``, the first of the records before ``until`` that
+        Faust's stream skipped (app.agents).
 
         Faust's fetch loop keeps a read offset per partition, moves it with every record it
-        passes on and drops any record below it. The records fetched before the seek would
-        move it past the ones read again, so they are dropped here, before the loop sees them,
-        until the record at ``offset`` comes; the read offset is cleared for that one."""
-        self.rereading[tp] = offset
-        await self.seek_wait({tp: offset})
+        passes on and drops any record below it. The records fetched before the seek (from
+        ``until`` on) would move it past the ones read again, so they are dropped here, before
+        the loop sees them, until one of the skipped records comes (one below ``until``: only
+        the new fetch holds those; the first may be a transaction marker); the read offset is
+        cleared for that one."""
+        self.rereading[tp] = (first, until)
+        await self.seek_wait({tp: first})
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         rereading = self.rereading
         async for tp, message in super().getmany(timeout):
             if rereading:
-                awaited = rereading.get(tp)
-                if awaited is not None:
-                    if message.offset > awaited:
+                sought = rereading.get(tp)
+                if sought is not None:
+                    if message.offset >= sought[1]:
                         continue  # fetched before the seek: it comes again
-                    if message.offset == awaited:
+                    if message.offset >= sought[0]:
                         del rereading[tp]
                         self._read_offset[tp] = None
             yield tp, message

@@ -27,10 +27,10 @@ def message(offset: int) -> Any:
 
 @pytest.fixture
 def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
-    sought: list[tuple[TP, int]] = []
+    sought: list[tuple[TP, int, int]] = []
 
-    async def reread(tp: TP, offset: int) -> None:
-        sought.append((tp, offset))
+    async def reread(tp: TP, first: int, until: int) -> None:
+        sought.append((tp, first, until))
 
     fake = SimpleNamespace(
         _committed_offset={TOPIC: 43}, _unacked_messages=WeakSet(), reread=reread
@@ -51,7 +51,7 @@ async def test_a_confirmed_gap_is_read_again_and_the_records_ahead_wait(
     first, ahead = message(1107), message(1108)
     consumer._unacked_messages.update([first, ahead])
     assert not await agents._follow_on(first)
-    assert consumer.sought == [(TOPIC, 43)]
+    assert consumer.sought == [(TOPIC, 43, 1107)]
     assert not await agents._follow_on(ahead)
     for held in (first, ahead):  # Faust's ack skips them: nothing committed past the gap
         assert held.acked and held not in consumer._unacked_messages

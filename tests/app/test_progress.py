@@ -144,12 +144,30 @@ def test_an_input_partition_with_records_waiting_and_none_processed_is_stuck() -
     committed = {"t/0": 2400, "t/6": 886, "t/7": 2516}
     read, last = input_progress(partitions, {"t/0": 2450}, committed, ends)
     assert read == {"t/0": 2449, "t/6": 885, "t/7": 2515}  # t/7: all committed, none to read
-    assert last == {"t/0": 2488, "t/6": 2509, "t/7": 2515}
+    assert last == {"t/0": 2487, "t/6": 2508, "t/7": 2514}  # the last offset may be a marker
     assert watch.stuck(read, last, now=0) == []
-    read, last = input_progress(partitions, {"t/0": 2489}, committed, ends)
-    assert watch.stuck(read, last, now=60) == ["t/6"]  # t/0 read on and caught up
+    read, last = input_progress(partitions, {"t/0": 2488}, committed, ends)
+    assert watch.stuck(read, last, now=60) == ["t/6"]  # t/0 read on, up to a marker at 2488
 
 
 def test_an_input_partition_never_committed_is_read_from_offset_0() -> None:
     read, last = input_progress(["t/0"], {}, {"t/0": None}, {"t/0": 10})
-    assert read == {"t/0": -1} and last == {"t/0": 9}
+    assert read == {"t/0": -1} and last == {"t/0": 8}
+
+
+def test_a_reread_from_a_marker_ends_at_the_first_record_after_it() -> None:
+    # the broker could not be asked, or the first offset is a transaction marker: any record
+    # below the one that showed the gap comes from the fetch after the seek
+    gaps = Gaps()
+    gaps.reread("p0", 43, 1107, now=0.0)
+    assert gaps.ahead("p0", 1107)
+    assert not gaps.ahead("p0", 44)
+    assert not gaps.ahead("p0", 45)
+
+
+def test_re_reads_wait_while_kafka_is_unreachable() -> None:
+    gaps = Gaps()
+    gaps.reread("p0", 43, 1107, now=0.0)
+    gaps.postpone(now=100.0)  # Kafka came back at 100: nothing could come before
+    assert gaps.overdue(now=150.0, limit_s=60.0) == []
+    assert gaps.overdue(now=161.0, limit_s=60.0) == ["p0"]
