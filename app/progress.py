@@ -27,18 +27,15 @@ K = TypeVar("K", bound=Hashable)
 
 def input_progress(
     partitions: list[K],
-    next_offsets: Mapping[Hashable, int],
     committed: Mapping[Hashable, int | None],
     ends: Mapping[K, int],
 ) -> tuple[dict[K, int], dict[K, int]]:
-    """For ProgressWatch.stuck on input partitions: per partition, the last offset processed
-    (the one before the next expected, or before the committed one if nothing was read since
-    the assignment) and the last offset there is to process (two before the end offset)."""
-    read = {}
-    for tp in partitions:
-        following = next_offsets.get(tp)
-        read[tp] = (following if following is not None else committed.get(tp) or 0) - 1
-    # one offset short: the last may be the marker of an upstream writing with transactions
+    """For ProgressWatch.stuck on input partitions: per partition, the last offset committed
+    (the one before the committed offset; commits, not processing, are watched: a partition
+    processed on but never committed past a record left unacknowledged is stuck too) and the
+    last offset there is to process (two before the end offset: the last one may be the marker
+    of an upstream writing with transactions)."""
+    read = {tp: (committed.get(tp) or 0) - 1 for tp in partitions}
     return read, {tp: ends[tp] - 2 for tp in partitions if tp in ends}
 
 

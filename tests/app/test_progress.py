@@ -135,23 +135,22 @@ def test_an_assignment_ends_a_reread() -> None:
     assert gaps.overdue(now=1000.0) == []
 
 
-def test_an_input_partition_with_records_waiting_and_none_processed_is_stuck() -> None:
-    # seen in a fresh-clone run: a worker given input partition 6 after a kill -9 processed
-    # none of its 1,624 records, with no error, until the test gave up
+def test_an_input_partition_with_records_waiting_and_none_committed_is_stuck() -> None:
+    # seen in fresh-clone runs after a kill -9: partitions kept 1,624 and 1,189 records
+    # uncommitted until the test gave up (one of them processed on, past a hole in the acks)
     watch = ProgressWatch(stall_s=60)
     partitions = ["t/0", "t/6", "t/7"]
     ends = {"t/0": 2489, "t/6": 2510, "t/7": 2516}
-    committed = {"t/0": 2400, "t/6": 886, "t/7": 2516}
-    read, last = input_progress(partitions, {"t/0": 2450}, committed, ends)
-    assert read == {"t/0": 2449, "t/6": 885, "t/7": 2515}  # t/7: all committed, none to read
+    read, last = input_progress(partitions, {"t/0": 2400, "t/6": 886, "t/7": 2516}, ends)
+    assert read == {"t/0": 2399, "t/6": 885, "t/7": 2515}  # t/7: all committed
     assert last == {"t/0": 2487, "t/6": 2508, "t/7": 2514}  # the last offset may be a marker
     assert watch.stuck(read, last, now=0) == []
-    read, last = input_progress(partitions, {"t/0": 2488}, committed, ends)
-    assert watch.stuck(read, last, now=60) == ["t/6"]  # t/0 read on, up to a marker at 2488
+    read, last = input_progress(partitions, {"t/0": 2488, "t/6": 886, "t/7": 2516}, ends)
+    assert watch.stuck(read, last, now=60) == ["t/6"]  # t/0 committed on, up to a marker
 
 
-def test_an_input_partition_never_committed_is_read_from_offset_0() -> None:
-    read, last = input_progress(["t/0"], {}, {"t/0": None}, {"t/0": 10})
+def test_an_input_partition_never_committed_counts_from_offset_0() -> None:
+    read, last = input_progress(["t/0"], {"t/0": None}, {"t/0": 10})
     assert read == {"t/0": -1} and last == {"t/0": 8}
 
 
