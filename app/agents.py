@@ -172,13 +172,7 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
     or a commit the consumer had not seen). If the broker cannot say, the gap the consumer saw
     (from ``since``) is taken as real: a record read twice is deduplicated, one never
     processed is lost."""
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **settings.security.client_options(),
-    )
+    reader = _reader(group_id=settings.app_id, auto_offset_reset="earliest")
     partition = TopicPartition(tp.topic, tp.partition)
     try:
         await reader.start()
@@ -201,7 +195,7 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
 
 async def watch_progress() -> None:
     """Restart the worker when a changelog partition it restores is no longer read, when an
-    input partition it owns has records waiting and none processed, or when skipped input
+    input partition it owns has records waiting and none committed, or when skipped input
     records it sought back to do not come (app.progress). Started with the app, not as a
     Faust timer: those start only after the first recovery. It reads what Faust keeps, and
     asks Faust's consumer nothing: a call into the consumer's thread can wait there, and
@@ -218,19 +212,33 @@ async def watch_progress() -> None:
                 log.exception("the progress watch failed; it looks again in %.0fs", CHECK_S)
                 continue
             if stuck:
-                names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
-                restart(f"restoring {names}: records waiting and none read for {STALL_S:.0f}s")
+                restart(
+                    f"restoring {_named(stuck)}: records waiting and none read for {STALL_S:.0f}s"
+                )
             if unread:
-                names = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(unread))
-                restart(f"{names}: records waiting and none committed for {STALL_S:.0f}s")
+                restart(f"{_named(unread)}: records waiting and none committed for {STALL_S:.0f}s")
             overdue = gaps.overdue(time.monotonic())
             if overdue:
-                late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in overdue)  # type: ignore[attr-defined]
                 restart(
-                    f"{late}: sought back to skipped records, not read again in {REREAD_S:.0f}s"
+                    f"{_named(overdue)}: sought back to skipped records, not read again in "
+                    f"{REREAD_S:.0f}s"
                 )
     finally:
         await ends.stop()
+
+
+def _named(partitions: list[Any]) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(partitions))
+
+
+def _reader(**options: Any) -> AIOKafkaConsumer:
+    """A Kafka consumer of the worker's own, beside Faust's: it commits nothing."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        **options,
+        **settings.security.client_options(),
+    )
 
 
 def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
@@ -251,11 +259,7 @@ class EndOffsets:
 
     async def of(self, partitions: list[TP]) -> dict[TP, int]:
         if self.reader is None:
-            reader = AIOKafkaConsumer(
-                bootstrap_servers=settings.bootstrap,
-                enable_auto_commit=False,
-                **settings.security.client_options(),
-            )
+            reader = _reader()
             try:
                 await reader.start()
             except BaseException:
