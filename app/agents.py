@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import TP, EventT
 
@@ -23,7 +24,16 @@ from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
 from app.localstate import restart_afresh
-from app.progress import CHECK_S, REREAD_S, STALL_S, Gaps, ProgressWatch, input_progress
+from app.progress import (
+    CHECK_S,
+    REREAD_S,
+    STALL_S,
+    Excuse,
+    Gaps,
+    ProgressWatch,
+    input_progress,
+    waiting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,15 +209,17 @@ async def watch_progress() -> None:
     records it sought back to do not come (app.progress). Started with the app, not as a
     Faust timer: those start only after the first recovery. It reads what Faust keeps, and
     asks Faust's consumer nothing: a call into the consumer's thread can wait there, and
-    Faust's own calls queue behind it. End offsets come from a reader of its own."""
+    Faust's own calls queue behind it. End offsets and the group's commits come from
+    clients of its own."""
     recovering, reading = ProgressWatch(), ProgressWatch()
-    ends = EndOffsets()
+    rebalancing = Excuse(app.conf.broker_rebalance_timeout)
+    offsets = BrokerOffsets()
     try:
         while not app.should_stop:
             await asyncio.sleep(CHECK_S)
             try:
                 stuck = _stuck_recovery(recovering)
-                unread = await _stuck_input(reading, ends)
+                unread = await _stuck_input(reading, rebalancing, offsets)
             except Exception:  # a watch that fails must not stop the worker it watches
                 log.exception("the progress watch failed; it looks again in %.0fs", CHECK_S)
                 continue
@@ -224,7 +236,7 @@ async def watch_progress() -> None:
                     f"{REREAD_S:.0f}s"
                 )
     finally:
-        await ends.stop()
+        await offsets.stop()
 
 
 def _named(partitions: list[Any]) -> str:
@@ -250,37 +262,62 @@ def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
     return watch.stuck(read, dict(recovery.active_highwaters), time.monotonic())
 
 
-class EndOffsets:
-    """End offsets of partitions, asked by a reader of its own that joins no group (started at
-    its first use, again after a start that failed)."""
+class BrokerOffsets:
+    """End offsets of partitions and the offsets the worker's group committed there, as the
+    broker has them, asked by clients of the worker's own: a reader that joins no group and an
+    admin client (started at their first use, again after a start that failed)."""
 
     def __init__(self) -> None:
         self.reader: AIOKafkaConsumer | None = None
+        self.admin: AIOKafkaAdminClient | None = None
 
-    async def of(self, partitions: list[TP]) -> dict[TP, int]:
+    async def ends(self, partitions: list[TP]) -> dict[TP, int]:
         if self.reader is None:
-            reader = _reader()
-            try:
-                await reader.start()
-            except BaseException:
-                await reader.stop()
-                raise
-            self.reader = reader
+            self.reader = await _started(_reader(), AIOKafkaConsumer.stop)
         ends = await self.reader.end_offsets([TopicPartition(*tp) for tp in partitions])
         return {tp: ends[TopicPartition(*tp)] for tp in partitions}
+
+    async def committed(self, partitions: list[TP]) -> dict[TP, int | None]:
+        if self.admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=settings.bootstrap, **settings.security.client_options()
+            )
+            self.admin = await _started(admin, AIOKafkaAdminClient.close)
+        found = await self.admin.list_consumer_group_offsets(
+            settings.app_id, partitions=[TopicPartition(*tp) for tp in partitions]
+        )
+        committed = {TP(tp.topic, tp.partition): meta.offset for tp, meta in found.items()}
+        return {tp: committed[tp] if committed.get(tp, -1) >= 0 else None for tp in partitions}
 
     async def stop(self) -> None:
         if self.reader is not None:
             await self.reader.stop()
+        if self.admin is not None:
+            await self.admin.close()
 
 
-async def _stuck_input(watch: ProgressWatch, ends: EndOffsets) -> list[TP]:
+async def _started(client: Any, close: Any) -> Any:
+    try:
+        await client.start()
+    except BaseException:
+        await close(client)
+        raise
+    return client
+
+
+async def _stuck_input(
+    watch: ProgressWatch, rebalancing: Excuse, offsets: BrokerOffsets
+) -> list[TP]:
     """Input partitions (the transactions and their re-keyed copies) with records waiting and
-    none committed for STALL_S: Faust's consumer can stop fetching one after a rebalance, or
-    stop committing one, with nothing in its logs (seen after a kill -9: a partition kept
-    1,189 records uncommitted, though processed, until the test gave up). Not looked at during
-    a rebalance or a recovery, when nothing is committed anyway."""
-    if app.rebalancing or app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+    none committed for STALL_S, by the broker's count: Faust's consumer can stop fetching one
+    after a rebalance, or stop committing one, with nothing in its logs (seen after a kill -9:
+    a partition kept 1,189 records uncommitted, though processed, until the test gave up).
+    Not looked at while tables are restored (the recovery watch looks at those), nor reported
+    during a rebalance, when nothing is committed, unless Faust says it rebalances for longer
+    than Kafka lets a rebalance last."""
+    now = time.monotonic()
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
+    if recovery.in_recovery and _restoring(recovery):
         watch.reset()
         return []
     inputs = (settings.transactions_topic, settings.pairs_topic)
@@ -289,14 +326,48 @@ async def _stuck_input(watch: ProgressWatch, ends: EndOffsets) -> list[TP]:
         watch.reset()
         return []
     try:
-        end = await ends.of(partitions)
+        end = await offsets.ends(partitions)
+        committed = await offsets.committed(partitions)
     except KafkaError:  # Kafka unreachable: nothing to tell, and nothing can come meanwhile
         watch.reset()
         gaps.postpone(time.monotonic())
         return []
-    committed = app.consumer._committed_offset  # type: ignore[attr-defined]
     read, last = input_progress(partitions, committed, end)
-    return watch.stuck(read, last, time.monotonic())
+    stuck = watch.stuck(read, last, now)
+    if rebalancing.holds(app.rebalancing or recovery.in_recovery, now):
+        return []
+    if rebalancing.ran_out():
+        log.warning(
+            "Faust has said it is rebalancing for %.0fs: looking at its input anyway",
+            rebalancing.limit_s,
+        )
+    if stuck:
+        _tell_consumer_state(stuck, committed)
+    return stuck
+
+
+def _restoring(recovery: Any) -> bool:
+    """Changelog records are left to restore."""
+    offsets = recovery.active_offsets
+    return any(waiting(offsets.get(tp), end) for tp, end in recovery.active_highwaters.items())
+
+
+def _tell_consumer_state(partitions: list[TP], committed: dict[TP, int | None]) -> None:
+    """What Faust's consumer holds for partitions found stuck: where a stall comes from."""
+    consumer = app.consumer
+    for tp in partitions:
+        acked = consumer._acked.get(tp) or []  # type: ignore[attr-defined]
+        log.warning(
+            "%s: committed %s on the broker, %s by Faust's count; read up to %s; %d acknowledged "
+            "and waiting to be committed (from %s); gaps %s",
+            _named([tp]),
+            committed.get(tp),
+            consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
+            consumer._read_offset.get(tp),  # type: ignore[attr-defined]
+            len(acked),
+            min(acked) if acked else None,
+            sorted(consumer._gap.get(tp) or [])[:3],  # type: ignore[attr-defined]
+        )
 
 
 async def heartbeat() -> None:

@@ -27,7 +27,7 @@ K = TypeVar("K", bound=Hashable)
 
 def input_progress(
     partitions: list[K],
-    committed: Mapping[Hashable, int | None],
+    committed: Mapping[K, int | None],
     ends: Mapping[K, int],
 ) -> tuple[dict[K, int], dict[K, int]]:
     """For ProgressWatch.stuck on input partitions: per partition, the last offset committed
@@ -37,6 +37,12 @@ def input_progress(
     of an upstream writing with transactions)."""
     read = {tp: (committed.get(tp) or 0) - 1 for tp in partitions}
     return read, {tp: ends[tp] - 2 for tp in partitions if tp in ends}
+
+
+def waiting(read: int | None, last: int | None) -> bool:
+    """Records are left to read: the last offset is beyond the one read (None: nothing read yet;
+    a last offset of None: not known yet)."""
+    return last is not None and last > (-1 if read is None else read)
 
 
 class ProgressWatch:
@@ -54,9 +60,8 @@ class ProgressWatch:
         stuck = []
         for partition, read_offset in read.items():
             offset = -1 if read_offset is None else read_offset
-            end = last.get(partition)
-            if end is None or end <= offset:
-                continue  # nothing waiting: a wait starts again from the next look
+            if not waiting(read_offset, last.get(partition)):
+                continue  # a wait starts again from the next look
             before = self.reading.get(partition)
             since = before[1] if before is not None and before[0] == offset else now
             reading[partition] = (offset, since)
@@ -68,6 +73,35 @@ class ProgressWatch:
     def reset(self) -> None:
         """A rebalance: partitions move and are read again from their committed offsets."""
         self.reading.clear()
+
+
+class Excuse:
+    """A reason not to report a stall (a rebalance: nothing is committed meanwhile) as long as
+    it has held for less than ``limit_s``. One that holds longer is no excuse: Faust can leave
+    its flags set (a recovery that finds a newer generation returns without ending the
+    rebalance), and Kafka ends a rebalance that lasts longer itself."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.since: float | None = None  # the reason holds since then
+        self.out = False  # it has held past the limit
+        self.told = False  # and the caller was told so
+
+    def holds(self, reason: bool, now: float) -> bool:
+        if not reason:
+            self.since, self.out, self.told = None, False, False
+            return False
+        if self.since is None:
+            self.since = now
+        self.out = now - self.since >= self.limit_s
+        return not self.out
+
+    def ran_out(self) -> bool:
+        """True once for a reason that has held past the limit."""
+        if not self.out or self.told:
+            return False
+        self.told = True
+        return True
 
 
 @dataclass

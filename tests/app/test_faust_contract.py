@@ -178,9 +178,21 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
     # app.agents._follow_on: the committed offset an assignment starts from, and later commits
     assert "self._committed_offset.update(" in inspect.getsource(Consumer.perform_seek)
     assert "self._committed_offset.update(" in inspect.getsource(Consumer._commit_offsets)
-    # app.agents._stuck_input: no input is processed while the group rebalances
+    # app.agents._stuck_input: no input is processed while the group rebalances, and the flag
+    # can stay set: a recovery that finds a newer generation returns before ending the rebalance
     assert "self.rebalancing = True" in inspect.getsource(type(app).on_rebalance_start)
     assert "self.rebalancing = False" in inspect.getsource(type(app).on_rebalance_end)
+    completed = inspect.getsource(Recovery.on_recovery_completed)
+    assert completed.index("Recovery rebalancing again") < completed.index("return")
+    assert completed.index("return") < completed.index("self.app.on_rebalance_end()")
+    # how long Kafka lets a rebalance last: app.conf.broker_rebalance_timeout
+    create = inspect.getsource(driver.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "rebalance_timeout = conf.broker_rebalance_timeout" in create
+    assert "rebalance_timeout_ms=int(rebalance_timeout * 1000.0)" in create
+    # app.agents._tell_consumer_state: what the consumer keeps per partition
+    consumer_init = inspect.getsource(Consumer.__init__)
+    for name in ("self._acked = ", "self._gap = ", "self._read_offset = "):
+        assert name in consumer_init
 
 
 def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:

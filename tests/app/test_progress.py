@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.progress import Gaps, ProgressWatch, input_progress
+from app.progress import Excuse, Gaps, ProgressWatch, input_progress, waiting
 
 
 def test_a_partition_read_no_further_while_records_wait_is_stuck() -> None:
@@ -170,3 +170,24 @@ def test_re_reads_wait_while_kafka_is_unreachable() -> None:
     gaps.postpone(now=100.0)  # Kafka came back at 100: nothing could come before
     assert gaps.overdue(now=150.0, limit_s=60.0) == []
     assert gaps.overdue(now=161.0, limit_s=60.0) == ["p0"]
+
+
+def test_a_rebalance_excuses_a_stall_only_as_long_as_kafka_lets_one_last() -> None:
+    # seen after a kill -9: a worker's input partitions kept 1,852 and 1,728 records
+    # uncommitted for minutes, and a watch that skipped while Faust said it was rebalancing
+    # never told
+    excuse = Excuse(limit_s=60)
+    assert excuse.holds(True, now=0) and excuse.holds(True, now=59)
+    assert not excuse.ran_out()  # not asked before it ran out: nothing to tell
+    assert not excuse.holds(True, now=60)
+    assert excuse.ran_out() and not excuse.ran_out()  # told once
+    assert not excuse.holds(True, now=500)
+    assert not excuse.holds(False, now=501)  # the rebalance ended
+    assert not excuse.ran_out()
+    assert excuse.holds(True, now=502) and excuse.holds(True, now=561)  # a new one: 60 s again
+
+
+def test_records_are_waiting_past_the_offset_read() -> None:
+    assert waiting(None, 0) and waiting(4, 5)
+    assert not waiting(5, 5) and not waiting(None, -1)
+    assert not waiting(3, None)  # the last offset is not known yet

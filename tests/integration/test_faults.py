@@ -287,6 +287,36 @@ async def test_transaction_markers_are_no_skipped_records(
     assert await agents._skipped(tp, 4) == (2, 3)
 
 
+async def test_the_input_watch_asks_the_broker_for_ends_and_commits(
+    kafka: LocalKafka, topics: TopicFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # app.agents._stuck_input compares the broker's committed offsets, not Faust's memory of
+    # them, with the end offsets
+    from app import agents
+
+    topic = topics.create(partitions=2)["transactions"]
+    group = f"group-{topic}"
+    monkeypatch.setattr(
+        agents, "settings", replace(agents.settings, bootstrap=kafka.bootstrap, app_id=group)
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        for value in (b"a", b"b", b"c"):
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+    partitions = [TP(topic, 0), TP(topic, 1)]
+    offsets = agents.BrokerOffsets()
+    try:
+        assert await offsets.ends(partitions) == {TP(topic, 0): 3, TP(topic, 1): 0}
+        assert await offsets.committed(partitions) == {TP(topic, 0): None, TP(topic, 1): None}
+        await commit(kafka.bootstrap, group, TopicPartition(topic, 0), 2)
+        assert await offsets.committed(partitions) == {TP(topic, 0): 2, TP(topic, 1): None}
+    finally:
+        await offsets.stop()
+
+
 async def commit(bootstrap: str, group: str, partition: TopicPartition, offset: int) -> None:
     """Commit ``offset`` for ``group``, retrying while a new group's coordinator loads."""
     consumer = AIOKafkaConsumer(
