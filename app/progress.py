@@ -128,8 +128,8 @@ class Gaps:
 
     def reread(self, partition: Hashable, first: int, until: int, now: float) -> None:
         """The consumer was sought back to ``first``, the first record missing before
-        ``until`` (the record that showed the gap): records beyond ``first`` are ahead (below)
-        until it comes again, and the re-read is over when ``until`` is read again."""
+        ``until`` (the record that showed the gap): records from ``until`` on are ahead (below)
+        until ``first`` comes again, and the re-read is over when ``until`` is read again."""
         self.rereading[partition] = Reread(first, until, now)
         self.next[partition] = first
 
