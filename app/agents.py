@@ -179,7 +179,8 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
     """The offsets before ``offset`` that the group has not committed and where the broker
     holds a record, asked of the broker by a reader of the group's offsets that does not join
     it. None if there are none (the gap was transaction markers, records deleted by retention,
-    or a commit the consumer had not seen). If the broker cannot say, the gap the consumer saw
+    or a commit the consumer had not seen, which it is then told of). If the broker cannot say,
+    the gap the consumer saw
     (from ``since``) is taken as real: a record read twice is deduplicated, one never
     processed is lost."""
     reader = _reader(group_id=settings.app_id, auto_offset_reset="earliest")
@@ -189,6 +190,7 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
         reader.assign([partition])
         committed = await reader.committed(partition)
         if committed is not None and committed >= offset:
+            app.consumer.follow_commit(tp, committed)  # type: ignore[attr-defined]  # not seen
             return None
         start = committed if committed is not None else 0
         reader.seek(partition, start)
