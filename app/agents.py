@@ -272,6 +272,7 @@ class BrokerOffsets:
     def __init__(self) -> None:
         self.reader: AIOKafkaConsumer | None = None
         self.admin: AIOKafkaAdminClient | None = None
+        self.failures = 0  # in a row
 
     async def ends(self, partitions: list[TP]) -> dict[TP, int]:
         if self.reader is None:
@@ -289,13 +290,27 @@ class BrokerOffsets:
             settings.app_id, partitions=[TopicPartition(*tp) for tp in partitions]
         )
         committed = {TP(tp.topic, tp.partition): meta.offset for tp, meta in found.items()}
-        return {tp: committed[tp] if committed.get(tp, -1) >= 0 else None for tp in partitions}
+        missing = [tp for tp in partitions if tp not in committed]
+        if missing:  # a group-level error (its coordinator loading, moved) comes back empty
+            raise KafkaError(f"no committed offsets of {_named(missing)} in the broker's answer")
+        return {tp: committed[tp] if committed[tp] >= 0 else None for tp in partitions}
+
+    def failed(self, exc: KafkaError) -> None:
+        """Told when Kafka could not be asked: the first failure in a row and one a minute are
+        logged, for a watch that cannot ask looks at nothing."""
+        if self.failures % round(STALL_S / CHECK_S) == 0:
+            log.warning(
+                "the progress watch could not ask Kafka (%d in a row): %r", self.failures + 1, exc
+            )
+        self.failures += 1
 
     async def stop(self) -> None:
-        if self.reader is not None:
-            await self.reader.stop()
-        if self.admin is not None:
-            await self.admin.close()
+        try:
+            if self.reader is not None:
+                await self.reader.stop()
+        finally:
+            if self.admin is not None:
+                await self.admin.close()
 
 
 async def _started(client: Any, close: Any) -> Any:
@@ -314,14 +329,24 @@ async def _stuck_input(
     none committed for STALL_S, by the broker's count: Faust's consumer can stop fetching one
     after a rebalance, or stop committing one, with nothing in its logs (seen after a kill -9:
     a partition kept 1,189 records uncommitted, though processed, until the test gave up).
-    Not looked at while tables are restored (the recovery watch looks at those), nor reported
-    during a rebalance, when nothing is committed, unless Faust says it rebalances for longer
-    than Kafka lets a rebalance last."""
+    Not looked at while tables are restored (the recovery watch looks at those), nor during a
+    rebalance, when nothing is committed, unless Faust says it rebalances for longer than
+    Kafka lets a rebalance's join last: the stall then counts from there."""
     now = time.monotonic()
     recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
+    rebalance = app.rebalancing_count if app.rebalancing or recovery.in_recovery else None
     if recovery.in_recovery and _restoring(recovery):
+        rebalancing.holds(None, now)  # the restore ended: the rebalance's time counts from then
         watch.reset()
         return []
+    if rebalancing.holds(rebalance, now):
+        watch.reset()  # a stall counts from the rebalance's end, or from its limit
+        return []
+    if rebalancing.ran_out():
+        log.warning(
+            "Faust has said it is rebalancing for %.0fs: looking at its input anyway",
+            rebalancing.limit_s,
+        )
     inputs = (settings.transactions_topic, settings.pairs_topic)
     partitions = [tp for tp in app.assignor.assigned_actives() if tp.topic in inputs]
     if not partitions:
@@ -330,19 +355,14 @@ async def _stuck_input(
     try:
         end = await offsets.ends(partitions)
         committed = await offsets.committed(partitions)
-    except KafkaError:  # Kafka unreachable: nothing to tell, and nothing can come meanwhile
+    except KafkaError as exc:  # Kafka unreachable: nothing to tell, nothing can come meanwhile
+        offsets.failed(exc)
         watch.reset()
         gaps.postpone(time.monotonic())
         return []
+    offsets.failures = 0
     read, last = input_progress(partitions, committed, end)
     stuck = watch.stuck(read, last, now)
-    if rebalancing.holds(app.rebalancing or recovery.in_recovery, now):
-        return []
-    if rebalancing.ran_out():
-        log.warning(
-            "Faust has said it is rebalancing for %.0fs: looking at its input anyway",
-            rebalancing.limit_s,
-        )
     if stuck:
         _tell_consumer_state(stuck, committed)
     return stuck

@@ -76,25 +76,24 @@ class ProgressWatch:
 
 
 class Excuse:
-    """A reason not to report a stall (a rebalance: nothing is committed meanwhile) as long as
-    it has held for less than ``limit_s``. One that holds longer is no excuse: Faust can leave
+    """A reason not to look for a stall (a rebalance: nothing is committed meanwhile) while it
+    has held for less than ``limit_s``. One that holds longer is no excuse: Faust can leave
     its flags set (a recovery that finds a newer generation returns without ending the
-    rebalance), and Kafka ends a rebalance that lasts longer itself."""
+    rebalance), and Kafka ends a rebalance's join that lasts longer itself."""
 
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
-        self.since: float | None = None  # the reason holds since then
+        self.reason: Hashable | None = None  # the one that holds (a rebalance's number)
+        self.since = 0.0
         self.out = False  # it has held past the limit
         self.told = False  # and the caller was told so
 
-    def holds(self, reason: bool, now: float) -> bool:
-        if not reason:
-            self.since, self.out, self.told = None, False, False
-            return False
-        if self.since is None:
-            self.since = now
-        self.out = now - self.since >= self.limit_s
-        return not self.out
+    def holds(self, reason: Hashable | None, now: float) -> bool:
+        """Whether ``reason`` (None: there is none) still excuses; a new one counts from now."""
+        if reason != self.reason:
+            self.reason, self.since, self.told = reason, now, False
+        self.out = reason is not None and now - self.since >= self.limit_s
+        return reason is not None and not self.out
 
     def ran_out(self) -> bool:
         """True once for a reason that has held past the limit."""

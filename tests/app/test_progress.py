@@ -177,14 +177,14 @@ def test_a_rebalance_excuses_a_stall_only_as_long_as_kafka_lets_one_last() -> No
     # uncommitted for minutes, and a watch that skipped while Faust said it was rebalancing
     # never told
     excuse = Excuse(limit_s=60)
-    assert excuse.holds(True, now=0) and excuse.holds(True, now=59)
-    assert not excuse.ran_out()  # not asked before it ran out: nothing to tell
-    assert not excuse.holds(True, now=60)
+    assert excuse.holds(7, now=0) and excuse.holds(7, now=59)  # rebalance number 7
+    assert not excuse.ran_out()  # not run out yet: nothing to tell
+    assert not excuse.holds(7, now=60)
     assert excuse.ran_out() and not excuse.ran_out()  # told once
-    assert not excuse.holds(True, now=500)
-    assert not excuse.holds(False, now=501)  # the rebalance ended
-    assert not excuse.ran_out()
-    assert excuse.holds(True, now=502) and excuse.holds(True, now=561)  # a new one: 60 s again
+    assert not excuse.holds(7, now=500)
+    assert not excuse.holds(None, now=501) and not excuse.ran_out()  # it ended
+    assert excuse.holds(8, now=502) and excuse.holds(8, now=561)  # a new one: 60 s again
+    assert excuse.holds(9, now=600)  # one more started before the look: 60 s from now
 
 
 def test_records_are_waiting_past_the_offset_read() -> None:
