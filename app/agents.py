@@ -180,9 +180,8 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
     holds a record, asked of the broker by a reader of the group's offsets that does not join
     it. None if there are none (the gap was transaction markers, records deleted by retention,
     or a commit the consumer had not seen, which it is then told of). If the broker cannot say,
-    the gap the consumer saw
-    (from ``since``) is taken as real: a record read twice is deduplicated, one never
-    processed is lost."""
+    the gap the consumer saw (from ``since``) is taken as real: a record read twice is
+    deduplicated, one never processed is lost."""
     reader = _reader(group_id=settings.app_id, auto_offset_reset="earliest")
     partition = TopicPartition(tp.topic, tp.partition)
     try:
