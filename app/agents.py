@@ -404,12 +404,19 @@ async def heartbeat() -> None:
 async def tick_idle_partitions() -> None:
     """Idle partitions get a tick record so their watermark moves inside the stream, where
     the table may be written (Faust ties every table write to the event being processed)."""
-    assigned = [
-        tp.partition
+    assigned = {
+        tp.partition: tp
         for tp in app.assignor.assigned_actives()
         if tp.topic == settings.transactions_topic
-    ]
-    for partition in detector.idle_partitions(assigned):
+    }
+
+    def waiting(partition: int) -> bool:
+        """Records of the partition are on the broker and not processed yet: it is behind."""
+        highwater = app.consumer.highwater(assigned[partition])
+        processed = detector.next_offset.get(partition)
+        return highwater is not None and processed is not None and highwater > processed
+
+    for partition in detector.idle_partitions(assigned, waiting):
         await ticks_topic.send(key=None, value=b"tick", partition=partition)
 
 

@@ -123,6 +123,10 @@ class Detector:
             await self._dead_letter(bad.reason, bad.detail, value, partition, offset)
             return
         source = Source("k", partition, offset)
+        if clock.source_idle:  # back from idle: rejoin the minimum before its records arrive
+            clock.source_idle = False
+            await self._announce(clock)
+            self._save_clock(clock)
         if key == tx.pair.encode():
             if not clock.keyed:
                 clock.keyed = True
@@ -144,7 +148,7 @@ class Detector:
         clock = await self._clock(partition)
         data = models.decode(value or b"{}")
         if "wm" in data:
-            if clock.announce(data["src"], data["wm"]):
+            if clock.announce(data["src"], data["wm"], data.get("idle", False)):
                 self._save_clock(clock)
                 await self._advance(clock)
             return
@@ -157,7 +161,8 @@ class Detector:
         await self._apply(clock, tx, source, raw)
 
     async def on_tick(self, partition: int) -> None:
-        """A wall-clock tick for an input partition that may be idle."""
+        """A wall-clock tick for an input partition that may be idle: it leaves the minimum of
+        re-keyed state (announced once), and its own watermark goes on at wall-clock speed."""
         self._guard(partition)
         clock = await self._clock(partition)
         idle_s = self.settings.idle_timeout_s
@@ -165,21 +170,29 @@ class Detector:
         idle_for = now - self.last_input.setdefault(partition, now)
         if idle_s <= 0 or idle_for < idle_s:
             return
-        if clock.idle(self.spec, int((idle_for - idle_s) * 1000)):
+        moved = clock.idle(self.spec, int((idle_for - idle_s) * 1000))
+        if moved or not clock.source_idle:
+            clock.source_idle = True
             await self._announce(clock)
             self._save_clock(clock)
             await self._advance(clock)
 
-    def idle_partitions(self, assigned: Iterable[int]) -> list[int]:
-        """Assigned input partitions without input for IDLE_TIMEOUT (they need a tick)."""
+    def idle_partitions(
+        self, assigned: Iterable[int], waiting: Callable[[int], bool] = lambda p: False
+    ) -> list[int]:
+        """Assigned input partitions without input for IDLE_TIMEOUT (they need a tick). The time
+        counts from the last record, or from the first look after the assignment; a partition
+        with records waiting to be read is behind, not idle (``waiting``)."""
         if self.settings.idle_timeout_s <= 0:
             return []
         now = self.now()
-        return [
-            p
-            for p in assigned
-            if now - self.last_input.setdefault(p, now) >= self.settings.idle_timeout_s
-        ]
+        idle = []
+        for p in assigned:
+            if waiting(p):
+                self.last_input[p] = now
+            elif now - self.last_input.setdefault(p, now) >= self.settings.idle_timeout_s:
+                idle.append(p)
+        return idle
 
     def on_rebalance(self, revoked: Iterable[int], assigned: Iterable[int] | None = None) -> None:
         """Partitions moved: forget their in-memory state; rebuild indexes before going on."""
@@ -195,6 +208,7 @@ class Detector:
             self.clocks.pop(partition, None)
             self.due.pop(partition, None)
             self.last_input.pop(partition, None)
+            self.next_offset.pop(partition, None)
         self.index_stale = True
 
     def beat(self) -> None:
@@ -355,8 +369,10 @@ class Detector:
         await asyncio.gather(*pending)
 
     async def _announce(self, clock: PartitionClock) -> None:
-        """Tell every partition of the re-keyed topic this input partition's watermark."""
-        value = models.encode({"wm": clock.source, "src": clock.partition})
+        """Tell every partition of the re-keyed topic this input partition's watermark, and
+        whether it is idle."""
+        announced = {"wm": clock.source, "src": clock.partition}
+        value = models.encode({**announced, "idle": True} if clock.source_idle else announced)
         for partition in range(self.settings.partitions):
             await self.rekeyed.send(key=None, value=value, partition=partition)
 

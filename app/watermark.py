@@ -9,12 +9,19 @@ minimum of the watermarks of all input partitions; each input partition broadcas
 every partition of the internal topic whenever it passes a multiple of SLIDE (the only values a
 window can tell apart).
 
-A partition that receives nothing for IDLE_TIMEOUT seconds of wall clock lets event time go on at
-wall-clock speed from its last event: after being idle for ``d`` seconds its watermark is the last
-event's watermark plus ``d - IDLE_TIMEOUT``. A live stream's quiet partition thus closes its
-windows about IDLE_TIMEOUT after they end, and a replay of old data that pauses moves on only by
-the length of the pause. It is an approximation: an event that arrives after a long pause with an
-older timestamp may find its windows closed.
+A partition that receives nothing for IDLE_TIMEOUT seconds of wall clock, while none of its
+records wait to be read, is *idle*, and event time does not stall on it:
+- its own watermark (keyed input) goes on at wall-clock speed from its last event: after being
+  idle for ``d`` seconds it is the last event's watermark plus ``d - IDLE_TIMEOUT``. A live
+  stream's quiet partition thus closes its windows about IDLE_TIMEOUT after they end, and a
+  replay of old data that pauses moves on only by the length of the pause;
+- it leaves the minimum that re-keyed state takes (Flink's ``withIdleness``): it announces itself
+  idle, and the minimum is over the partitions that are not. A partition that never had a record
+  is idle IDLE_TIMEOUT after its assignment. Its next record makes it rejoin the minimum; records
+  behind the watermark reached meanwhile are late. When every input partition is idle, the
+  highest of their watermarks holds (as in Flink, whose idle inputs all let the highest through).
+Both are approximations: an event that arrives after a long pause with an older timestamp may
+find its windows closed.
 """
 
 from __future__ import annotations
@@ -32,22 +39,26 @@ class PartitionClock:
     ``source``: this input partition's own watermark (floored to SLIDE);
     ``keyed``: events keyed by pair were processed here, so ``source`` drives the state;
     ``forwarded``: watermark each input partition announced to this partition;
+    ``idle_sources``: input partitions that announced themselves idle: out of the minimum;
     ``rekeyed``: re-keyed events were processed here, so min(``forwarded``) drives the state;
     ``applied``: per source (route and input partition), the highest offset applied to this
     partition's state, so a replayed forward is recognised after its pair was closed and dropped;
     ``closed``: the watermark up to which this partition's windows have been closed;
     ``late``: per source, offsets of late transactions whose dead letter the broker has not
-    acknowledged yet (a replay skips what ``applied`` covers, so these are sent again).
+    acknowledged yet (a replay skips what ``applied`` covers, so these are sent again);
+    ``source_idle``: this input partition announced itself idle (and rejoins with its next record).
     """
 
     partition: int
     source: int = NO_WATERMARK
     keyed: bool = False
     forwarded: dict[int, int] = field(default_factory=dict)
+    idle_sources: set[int] = field(default_factory=set)
     rekeyed: bool = False
     applied: dict[str, int] = field(default_factory=dict)
     closed: int = NO_WATERMARK
     late: dict[str, set[int]] = field(default_factory=dict)
+    source_idle: bool = False
     event_source: int = field(default=NO_WATERMARK, compare=False)  # unfloored, from events only
 
     def observe(self, spec: WindowSpec, event_ms: int, out_of_orderness_ms: int) -> bool:
@@ -64,20 +75,37 @@ class PartitionClock:
         last = self.event_source if self.event_source > NO_WATERMARK else self.source
         return last > NO_WATERMARK and self._advance_source(spec, last + beyond_timeout_ms)
 
-    def announce(self, source_partition: int, watermark: int) -> bool:
-        """Another input partition announced its watermark. True if it moved forward."""
-        if watermark <= self.forwarded.get(source_partition, NO_WATERMARK):
-            return False
-        self.forwarded[source_partition] = watermark
-        return True
+    def announce(self, source_partition: int, watermark: int, idle: bool = False) -> bool:
+        """Input partition ``source_partition`` announced its watermark, and whether it is idle.
+        True if this partition's view of it changed (the watermark moved forward, or it left or
+        rejoined the minimum)."""
+        previous = self.forwarded.get(source_partition, NO_WATERMARK)
+        changed = watermark > previous
+        self.forwarded[source_partition] = max(watermark, previous)
+        if idle != (source_partition in self.idle_sources):
+            changed = True
+            if idle:
+                self.idle_sources.add(source_partition)
+            else:
+                self.idle_sources.discard(source_partition)
+        return changed
 
     def watermark(self, partitions: int) -> int:
-        """Watermark of this partition's state: the slowest of the inputs that feed it."""
+        """Watermark of this partition's state: the slowest of the inputs that feed it. The
+        re-keyed input's is the minimum over the input partitions (``partitions`` of them, and
+        any other that announced itself) that are not idle; if all are, the highest."""
         inputs = []
         if self.keyed:
             inputs.append(self.source)
         if self.rekeyed:
-            inputs.append(min(self.forwarded.get(p, NO_WATERMARK) for p in range(partitions)))
+            sources = set(range(partitions)) | self.forwarded.keys()
+            active = [
+                self.forwarded.get(p, NO_WATERMARK) for p in sources if p not in self.idle_sources
+            ]
+            if active:
+                inputs.append(min(active))
+            else:
+                inputs.append(max(self.forwarded.values(), default=NO_WATERMARK))
         return min(inputs, default=NO_WATERMARK)
 
     def is_duplicate(self, source: Source) -> bool:
@@ -112,6 +140,8 @@ class PartitionClock:
             "source": self.source,
             "keyed": self.keyed,
             "forwarded": {str(p): w for p, w in self.forwarded.items()},
+            "idle": sorted(self.idle_sources),
+            "source_idle": self.source_idle,
             "rekeyed": self.rekeyed,
             "applied": self.applied,
             "closed": self.closed,
@@ -125,6 +155,8 @@ class PartitionClock:
             source=data["source"],
             keyed=data["keyed"],
             forwarded={int(p): w for p, w in data["forwarded"].items()},
+            idle_sources=set(data.get("idle", ())),
+            source_idle=data.get("source_idle", False),
             rekeyed=data["rekeyed"],
             applied=dict(data["applied"]),
             closed=data["closed"],

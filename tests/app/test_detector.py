@@ -128,6 +128,7 @@ async def run(
                 progressed = True
         return progressed
 
+    detector.idle_partitions(range(PARTITIONS))  # the worker's timer looks at its assignment
     while await drain():
         clock.now += 0.001
     clock.now += 3600  # every partition idle for long: windows close
@@ -396,3 +397,63 @@ async def test_indexing_many_pairs_lets_the_event_loop_run() -> None:
     beating.cancel()
     assert reader.open_pairs() == pairs
     assert turns - before >= 3
+
+
+@pytest.mark.parametrize("used", [[2], [0, 1, 3]])
+async def test_unkeyed_input_on_some_partitions_closes_its_windows_once_the_others_idle(
+    used: list[int],
+) -> None:
+    # the partitions without a record never announce a watermark; idle, they leave the minimum
+    lines = [(used[i % len(used)], line) for i, (_, line) in enumerate(stream(8, 1500, keyed=False))]
+    expected = expected_alerts(by_partition(lines))
+    detector, fraud, _ = await run([(p, None, line) for p, line in lines])
+    assert len(expected.closed) > 10
+    assert alerts(fraud, "window_closed") == expected.closed
+    assert detector.open_pairs() == 0
+
+
+async def test_a_partition_back_from_idle_rejoins_and_its_records_behind_the_watermark_are_late() -> (
+    None
+):
+    fraud, dlq, rekeyed = SimTopic(), SimTopic(), SimTopic()
+    clock = Clock()
+    detector = Detector(
+        settings(TOPIC_PARTITIONS="2"),
+        {},
+        fraud=fraud,
+        dead_letters=dlq,
+        rekeyed=rekeyed,
+        now=clock,
+        restart=restart,
+    )
+    delivered = {0: 0, 1: 0}
+
+    async def deliver() -> None:  # the re-keyed topic's records, in order, to their partition
+        for partition in (0, 1):
+            queue = rekeyed.partitions[partition]
+            while delivered[partition] < len(queue):
+                await detector.on_rekeyed(partition, queue[delivered[partition]][1])
+                delivered[partition] += 1
+
+    def line(minute: int, amount: str) -> bytes:
+        return f"{models.rfc3339_ms(START_MS + minute * 60_000)};1;2;{amount}".encode()
+
+    detector.on_rebalance((), assigned={0, 1})
+    assert detector.idle_partitions([0, 1]) == []  # the idle time counts from here
+    await detector.on_transaction(0, 0, None, line(0, "6000"))
+    await detector.on_transaction(0, 1, None, line(1, "6000"))
+    await deliver()
+    clock.now += 6  # partition 1, never a record, is idle: partition 0 alone drives the minimum
+    assert detector.idle_partitions([0, 1], waiting=lambda p: p == 0) == [1]
+    await detector.on_tick(1)
+    await deliver()
+    await detector.on_transaction(0, 2, None, line(30, "1"))  # closes every window of 0..1
+    await deliver()
+    assert len(alerts(fraud, "window_closed")) == 5  # the five windows holding both: 12,000
+    assert detector.clocks[1].source_idle
+    await detector.on_transaction(1, 0, None, line(5, "9000"))  # back: behind the watermark
+    await deliver()
+    assert not detector.clocks[1].source_idle
+    letters = [models.decode(value) for records in dlq.partitions.values() for _, value in records]
+    assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [("late", 1, 0)]
+    assert detector.counts["late"] == 1

@@ -70,3 +70,49 @@ def test_json_round_trip_keeps_what_is_persisted() -> None:
     assert again == clock
     assert again.is_duplicate(Source("k", 3, 41))
     assert not again.is_duplicate(Source("r", 3, 41))
+
+
+def test_an_idle_input_partition_leaves_the_minimum_and_rejoins_with_its_next_record() -> None:
+    #  input 0: ──4────────12──────────────         (data)
+    #  input 1: ─────────────── idle ──── 6 ──      (quiet, then a late comer)
+    #  min:       -inf ...      12 (1 left)   12 (1 rejoined at 6: the closed 12 holds, see
+    #                                              Detector._watermark)
+    clock = PartitionClock(0, rekeyed=True)
+    clock.announce(0, 4 * MIN)
+    assert clock.announce(0, 12 * MIN)
+    assert clock.watermark(partitions=2) == NO_WATERMARK  # input 1 never heard of: it holds
+    assert clock.announce(1, NO_WATERMARK, idle=True)  # it never had a record: idle
+    assert clock.watermark(partitions=2) == 12 * MIN
+    assert not clock.announce(1, NO_WATERMARK, idle=True)  # told again: nothing changes
+    assert clock.announce(1, NO_WATERMARK)  # a record came: back in the minimum
+    assert clock.watermark(partitions=2) == NO_WATERMARK
+    assert clock.announce(1, 6 * MIN)
+    assert clock.watermark(partitions=2) == 6 * MIN
+
+
+def test_when_every_input_partition_is_idle_the_highest_watermark_holds() -> None:
+    clock = PartitionClock(0, rekeyed=True)
+    clock.announce(0, 14 * MIN, idle=True)
+    clock.announce(1, NO_WATERMARK, idle=True)
+    assert clock.watermark(partitions=3) == NO_WATERMARK  # input 2 not idle yet
+    clock.announce(2, 8 * MIN, idle=True)
+    assert clock.watermark(partitions=3) == 14 * MIN
+
+
+def test_an_input_partition_beyond_the_configured_count_joins_the_minimum_when_heard_of() -> None:
+    # partitions added to the input topic while workers run announce like the others
+    clock = PartitionClock(0, rekeyed=True)
+    clock.announce(0, 10 * MIN)
+    assert clock.watermark(partitions=1) == 10 * MIN
+    clock.announce(5, 4 * MIN)
+    assert clock.watermark(partitions=1) == 4 * MIN
+    clock.announce(5, 4 * MIN, idle=True)
+    assert clock.watermark(partitions=1) == 10 * MIN
+
+
+def test_idleness_survives_the_json_round_trip() -> None:
+    clock = PartitionClock(2, rekeyed=True, source_idle=True)
+    clock.announce(1, 6 * MIN, idle=True)
+    again = PartitionClock.from_json(clock.to_json())
+    assert again == clock
+    assert again.idle_sources == {1} and again.source_idle
