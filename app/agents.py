@@ -10,6 +10,7 @@ TOPIC_PARTITIONS partitions and are read by one agent, so Faust assigns partitio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -417,7 +418,11 @@ async def tick_idle_partitions() -> None:
         return highwater is not None and processed is not None and highwater > processed
 
     for partition in detector.idle_partitions(assigned, waiting):
-        await ticks_topic.send(key=None, value=b"tick", partition=partition)
+        if partition < settings.partitions:
+            await ticks_topic.send(key=None, value=b"tick", partition=partition)
+        else:  # added to the input: no state there to write, so no tick topic partition either
+            with contextlib.suppress(Fenced):  # lost meanwhile: its new owner looks after it
+                await detector.on_tick(partition)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust passes the TPs

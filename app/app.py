@@ -11,6 +11,7 @@ import faust
 import mode.loop
 from faust.types.auth import CredentialsT
 
+from app.assignment import InputAssignor
 from app.delivery import DeliveringProducer
 from app.errors import KafkaUnavailable, SettingsError
 from app.fencing import FencedTable
@@ -118,6 +119,7 @@ def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
     return None
 
 
+InputAssignor.configure(settings)
 app = DetectorApp(
     settings.app_id,
     broker=settings.broker_url,
@@ -131,6 +133,8 @@ app = DetectorApp(
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
+    PartitionAssignor=InputAssignor,  # partitions added to the input (app.assignment)
+    consumer_metadata_max_age_ms=int(settings.metadata_max_age_s * 1000),
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
     producer_linger_ms=5,  # changelog and alerts: one produce request per batch, not per record

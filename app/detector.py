@@ -29,7 +29,14 @@ from app.models import THRESHOLD_CROSSED, WINDOW_CLOSED
 from app.parsing import LATE, Transaction, parse_transaction
 from app.settings import Settings
 from app.watermark import PartitionClock
-from app.windowing import DueIndex, PairWindows, Source, WindowResult, WindowSpec
+from app.windowing import (
+    NO_WATERMARK,
+    DueIndex,
+    PairWindows,
+    Source,
+    WindowResult,
+    WindowSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,24 @@ class Detector:
         if timestamp_s is not None:
             self.latency.observe(max(0.0, self.now() - timestamp_s))
 
+    def watermarks(self) -> dict[str, dict[str, float]]:
+        """For the metrics, by owned input partition whose clock is loaded: its own watermark
+        (``input``, seconds), whether it is idle (out of the minimum of re-keyed state), and the
+        watermark its state's windows are closed up to (``state``). Unknown watermarks are left
+        out: a stalled partition shows as one that never moves, or is missing."""
+        out: dict[str, dict[str, float]] = {"input": {}, "idle": {}, "state": {}}
+        for partition, clock in sorted(self.clocks.items()):
+            if self.assigned is not None and partition not in self.assigned:
+                continue
+            name = str(partition)
+            out["idle"][name] = float(clock.source_idle)
+            if clock.source > NO_WATERMARK:
+                out["input"][name] = clock.source / 1000
+            state = self._watermark(clock)
+            if state > NO_WATERMARK:
+                out["state"][name] = state / 1000
+        return out
+
     def open_pairs(self) -> int:
         """Pairs with open windows on this worker (approximate: the due index may repeat one)."""
         return sum(len(index) for index in self.due.values())
@@ -127,12 +152,13 @@ class Detector:
             clock.source_idle = False
             await self._announce(clock)
             self._save_clock(clock)
-        if key == tx.pair.encode():
+        if key == tx.pair.encode() and partition < self.settings.partitions:
             if not clock.keyed:
                 clock.keyed = True
                 self._save_clock(clock)
             await self._apply(clock, tx, source, value)
-        else:  # unkeyed (or keyed otherwise): re-key by pair, like Flink's keyBy
+        else:  # unkeyed, keyed otherwise, or on a partition added to the input (no state
+            # partition of its own: app.assignment): re-key by pair, like Flink's keyBy
             await self.rekeyed.send(
                 key=tx.pair.encode(),
                 value=models.encode({"line": (value or b"").decode(), "p": partition, "o": offset}),
@@ -403,7 +429,11 @@ class Detector:
             await self._rebuild_index()
         clock = self.clocks.get(partition)
         if clock is None:
-            stored = self.table.get(CLOCK_KEY_PREFIX + str(partition))
+            stored = (
+                self.table.get(CLOCK_KEY_PREFIX + str(partition))
+                if partition < self.settings.partitions
+                else None  # an added input partition: its clock is not stored (_save_clock)
+            )
             clock = (
                 PartitionClock.from_json(models.decode(stored))
                 if stored is not None
@@ -451,4 +481,9 @@ class Detector:
         return None if stored is None else PairWindows.from_json(models.decode(stored))
 
     def _save_clock(self, clock: PartitionClock) -> None:
+        """Store the clock with the partition's state. An input partition added beyond
+        TOPIC_PARTITIONS has no state partition: its clock lives in memory, and after a restart
+        its announcements start again from its next records (the receivers keep the highest)."""
+        if clock.partition >= self.settings.partitions:
+            return
         self.table[CLOCK_KEY_PREFIX + str(clock.partition)] = models.encode(clock.to_json())

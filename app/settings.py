@@ -39,8 +39,13 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     "MAX_OUT_OF_ORDERNESS": ("0", "watermark lag behind the max event time, in seconds"),
     "IDLE_TIMEOUT": (
         "30",
-        "seconds without input after which a partition's watermark "
-        "follows the wall clock (0 disables)",
+        "seconds without input after which a partition is idle: it leaves the minimum of "
+        "re-keyed state and its own watermark follows the wall clock (0 disables)",
+    ),
+    "METADATA_MAX_AGE": (
+        "300",
+        "seconds between refreshes of the topics' metadata: partitions added to the input "
+        "topic are read from the next one on",
     ),
     "MAX_EVIDENCE": ("100", "transactions listed in an alert before it says truncated"),
     "MAX_RECORD_BYTES": ("65536", "larger input records go to the DLQ as oversized"),
@@ -91,6 +96,7 @@ class Settings:
     window_slide_ms: int
     max_out_of_orderness_ms: int
     idle_timeout_s: float
+    metadata_max_age_s: float
     max_evidence: int
     max_record_bytes: int
     session_timeout_s: float
@@ -187,6 +193,7 @@ class Settings:
             window_slide_ms=slide,
             max_out_of_orderness_ms=_seconds_ms(get, "MAX_OUT_OF_ORDERNESS", minimum=0),
             idle_timeout_s=_seconds_ms(get, "IDLE_TIMEOUT", minimum=0) / 1000,
+            metadata_max_age_s=_seconds_ms(get, "METADATA_MAX_AGE", minimum=1000) / 1000,
             max_evidence=_integer(get, "MAX_EVIDENCE", minimum=0),
             max_record_bytes=_integer(get, "MAX_RECORD_BYTES", minimum=64),
             session_timeout_s=_seconds_ms(get, "KAFKA_SESSION_TIMEOUT", minimum=6000) / 1000,

@@ -67,16 +67,15 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
         if settings.control_topic not in found:  # one partition: every worker reads all of it
             config = {"cleanup.policy": "compact"}
             await _create(admin, [settings.control_topic], {settings.control_topic: config}, 1)
-        wrong = {
-            name: found[name]
-            for name in [settings.transactions_topic, *internal]
-            if found[name] != settings.partitions
-        }
+        # The input may have more (partitions added later are re-keyed: app.assignment).
+        wrong = {name: found[name] for name in internal if found[name] != settings.partitions}
+        if found[settings.transactions_topic] < settings.partitions:
+            wrong[settings.transactions_topic] = found[settings.transactions_topic]
         if wrong:
             listing = ", ".join(f"{name} has {count}" for name, count in wrong.items())
             raise TopicError(
                 f"TOPIC_PARTITIONS={settings.partitions} but {listing} partitions: "
-                "set TOPIC_PARTITIONS to the input topic's partition count"
+                "set TOPIC_PARTITIONS to the input topic's partition count when it was created"
             )
     finally:
         await admin.close()

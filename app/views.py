@@ -49,10 +49,23 @@ class Metrics(View):
             highwater = app.consumer.highwater(tp)
             if highwater is not None and highwater >= 0:
                 lag[str(tp.partition)] = highwater - detector.next_offset.get(tp.partition, 0)
+        watermarks = detector.watermarks()
         gauges: dict[str, tuple[str, float | Mapping[str, float]]] = {
             "fraud_assigned_partitions": ("Input partitions this worker owns", len(assigned)),
             "fraud_consumer_lag": ("Input records not processed yet, by partition", lag),
             "fraud_open_pairs": ("Pairs with open windows (state size)", detector.open_pairs()),
+            "fraud_input_watermark_seconds": (
+                "Each owned input partition's own watermark (max event time - out-of-orderness)",
+                watermarks["input"],
+            ),
+            "fraud_input_idle": (
+                "1 if the owned input partition is idle: out of the minimum of re-keyed state",
+                watermarks["idle"],
+            ),
+            "fraud_state_watermark_seconds": (
+                "The watermark each owned partition's windows are closed up to",
+                watermarks["state"],
+            ),
             "fraud_threshold_dollars": (
                 "The alert threshold in force",
                 detector.spec.threshold_cents / 100,

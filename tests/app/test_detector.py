@@ -404,7 +404,9 @@ async def test_unkeyed_input_on_some_partitions_closes_its_windows_once_the_othe
     used: list[int],
 ) -> None:
     # the partitions without a record never announce a watermark; idle, they leave the minimum
-    lines = [(used[i % len(used)], line) for i, (_, line) in enumerate(stream(8, 1500, keyed=False))]
+    lines = [
+        (used[i % len(used)], line) for i, (_, line) in enumerate(stream(8, 1500, keyed=False))
+    ]
     expected = expected_alerts(by_partition(lines))
     detector, fraud, _ = await run([(p, None, line) for p, line in lines])
     assert len(expected.closed) > 10
@@ -412,9 +414,7 @@ async def test_unkeyed_input_on_some_partitions_closes_its_windows_once_the_othe
     assert detector.open_pairs() == 0
 
 
-async def test_a_partition_back_from_idle_rejoins_and_its_records_behind_the_watermark_are_late() -> (
-    None
-):
+async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_letters() -> None:
     fraud, dlq, rekeyed = SimTopic(), SimTopic(), SimTopic()
     clock = Clock()
     detector = Detector(
