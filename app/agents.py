@@ -412,9 +412,12 @@ async def tick_idle_partitions() -> None:
     }
 
     def waiting(partition: int) -> bool:
-        """Records of the partition are on the broker and not processed yet: it is behind."""
-        highwater = app.consumer.highwater(assigned[partition])
-        processed = detector.next_offset.get(partition)
+        """Records of the partition are on the broker and not processed yet: it is behind.
+        Before its first record, Faust's committed offset tells where processing starts."""
+        tp = assigned[partition]
+        highwater = app.consumer.highwater(tp)
+        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+        processed = detector.next_offset.get(partition, committed)
         return highwater is not None and processed is not None and highwater > processed
 
     for partition in detector.idle_partitions(assigned, waiting):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from localkafka import LocalKafka, free_ports
@@ -65,16 +66,19 @@ class Pipeline:
         )
         return written + await self.close_windows(written, keyed=cfg.keyed)
 
-    async def close_windows(self, written: list[Written], *, keyed: bool = True) -> list[Written]:
-        """Send one tiny transaction to every partition, SIZE after the last event: every
-        window of the data closes (the end of a bounded input). Returns them, for expect()."""
+    async def close_windows(
+        self, written: list[Written], *, keyed: bool = True, partitions: Sequence[int] = range(8)
+    ) -> list[Written]:
+        """Send one tiny transaction to every partition (of ``partitions``), SIZE after the last
+        event: every window of the data closes (the end of a bounded input). Returns them, for
+        expect()."""
         times = []
         for record in written:
             with contextlib.suppress(BadRecord):  # malformed records have no time
                 times.append(parse_transaction(record.value, max_bytes=1 << 20).time_ms)
         at = rfc3339_ms(max(times) + 600_000)
         records = []
-        for partition in range(8):
+        for partition in partitions:
             pair = f"_end:_end-{partition}"
             key = pair.encode() if keyed else None
             records.append((key, f"{at};{pair.replace(':', ';')};0.01".encode()))
@@ -82,7 +86,7 @@ class Pipeline:
             self.bootstrap,
             self.topics["transactions"],
             records,
-            partitions=range(8),
+            partitions=partitions,
             client_options=self.client_options,
         )
 
