@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from pyflink.common import Configuration, Row, Types, WatermarkStrategy
+from pyflink.common import Configuration, Duration, Row, Types, WatermarkStrategy
 from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import (
@@ -172,6 +172,8 @@ def detect(tables: StreamTableEnvironment, stream: dict[str, Any], bootstrap: st
     watermarks = WatermarkStrategy(
         get_gateway().jvm.fraudparity.EveryEventWatermarks(stream["out_of_orderness_ms"])
     ).with_timestamp_assigner(EventTime())
+    if stream["idle_timeout_ms"]:
+        watermarks = watermarks.with_idleness(Duration.of_millis(stream["idle_timeout_ms"]))
     flagged = (
         parsed.assign_timestamps_and_watermarks(watermarks)
         .key_by(lambda tx: (tx[3], tx[4]), key_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
@@ -247,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="The lab's FinancialTransactionJob over bounded Kafka reads (PyFlink).",
         epilog="Several topics: --streams FILE, a JSON list of objects with the keys topic, "
-        "partitions and optionally size, slide, threshold, out_of_orderness, max_record_bytes "
+        "partitions and optionally size, slide, threshold, out_of_orderness, idle_timeout, "
+        "max_record_bytes "
         "(in the units of the flags); the flags give the defaults.",
     )
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
@@ -258,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slide", default="120", help="window slide, seconds (120)")
     parser.add_argument("--threshold", default="10000", help="flag total > this, dollars")
     parser.add_argument("--out-of-orderness", default="0", help="watermark bound, seconds (0)")
+    parser.add_argument(
+        "--idle-timeout", default="0", help="withIdleness, seconds (0: no idleness)"
+    )
     parser.add_argument("--max-record-bytes", type=int, default=MAX_RECORD_BYTES)
     parser.add_argument("--output", type=Path, required=True, help="JSON lines file to write")
     parser.add_argument(
@@ -275,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "slide": args.slide,
         "threshold": args.threshold,
         "out_of_orderness": args.out_of_orderness,
+        "idle_timeout": args.idle_timeout,
         "max_record_bytes": args.max_record_bytes,
     }
     streams = []
@@ -291,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 "slide_ms": slide,
                 "threshold_cents": dollars_cents(str(spec["threshold"])),
                 "out_of_orderness_ms": seconds_ms(str(spec["out_of_orderness"])),
+                "idle_timeout_ms": seconds_ms(str(spec["idle_timeout"])),
                 "max_record_bytes": int(spec["max_record_bytes"]),
             }
         )

@@ -42,6 +42,12 @@ class Stream:
     slide: int = 120
     threshold: str = "10000"
     out_of_orderness: int = 0
+    # Seconds of wall clock after which a partition without records is idle (0: never), for
+    # the worker's IDLE_TIMEOUT and the job's WatermarkStrategy.withIdleness alike.
+    idle_timeout: int = 0
+    # The partition of each record in turn, cycling (None: by key, or the producer's choice);
+    # the closing transactions then go to these partitions only.
+    placement: tuple[int, ...] | None = None
     # What the comparison must contain, so that a stream that stops exercising its case fails.
     min_windows: int = 1
     late: bool = False
@@ -57,7 +63,18 @@ class Stream:
             "WINDOW_SLIDE": str(self.slide),
             "THRESHOLD": self.threshold,
             "MAX_OUT_OF_ORDERNESS": str(self.out_of_orderness),
+            "IDLE_TIMEOUT": str(self.idle_timeout),
         }
+
+    def partition_of(self) -> list[int | None] | None:
+        """Where each record is sent, for the producer (None: its own choice)."""
+        if self.placement is None:
+            return None
+        return [self.placement[i % len(self.placement)] for i in range(len(self.records))]
+
+    def data_partitions(self) -> list[int]:
+        """The partitions the stream's records go to (all, unless placed)."""
+        return sorted(set(self.placement or range(self.partitions)))
 
 
 def generated(cfg: GeneratorConfig) -> tuple[Record, ...]:
@@ -209,6 +226,10 @@ def parity_streams() -> tuple[Stream, ...]:
         count=1500, accounts=20, seed=7, layout="rfc3339", mean_gap_ms=300, scenarios=8,
         out_of_order=0.05, out_of_order_max_ms=600_000, keyed=False,
     )  # fmt: skip
+    unkeyed_idle = GeneratorConfig(
+        count=2000, accounts=30, seed=8, layout="rfc3339", mean_gap_ms=400, scenarios=8,
+        malformed=0.01, keyed=False,
+    )  # fmt: skip
     every_reason = frozenset(
         {"field_count", "bad_timestamp", "bad_account", "bad_amount", "not_utf8"}
     )
@@ -220,6 +241,12 @@ def parity_streams() -> tuple[Stream, ...]:
                min_windows=8),
         Stream("unkeyed", 8, generated(unkeyed), keyed=False, out_of_orderness=120,
                min_windows=8, dropped=every_reason),
+        # Event time never stalls: the partitions without records leave the minimum once idle
+        # (withIdleness in the job; in a bounded read they also end at once).
+        Stream("unkeyed-one-of-eight", 8, generated(unkeyed_idle), keyed=False, idle_timeout=3,
+               placement=(6,), min_windows=8),
+        Stream("unkeyed-three-of-eight", 8, generated(unkeyed_idle), keyed=False,
+               idle_timeout=3, placement=(0, 2, 5), min_windows=8),
         Stream("window-edges", 1, window_edges(), min_windows=20, late=True,
                dropped=every_reason | {"oversized"}, expected=window_edges_expected()),
         Stream("late-beyond-bound", 1, generated(late), out_of_orderness=60, min_windows=10,
