@@ -126,7 +126,7 @@ class Detector:
             out["idle"][name] = float(clock.source_idle)
             if clock.source > NO_WATERMARK:
                 out["input"][name] = clock.source / 1000
-            state = self._watermark(clock)
+            state = self.state_watermark(clock)
             if state > NO_WATERMARK:
                 out["state"][name] = state / 1000
         return out
@@ -282,11 +282,11 @@ class Detector:
         """Add one transaction to its pair's open windows, or dead-letter it as late."""
         if clock.is_duplicate(source):
             if clock.is_held_late(source):  # its dead letter may never have reached the broker
-                await self._late(clock, tx, source, raw, self._watermark(clock))
+                await self._late(clock, tx, source, raw, self.state_watermark(clock))
             else:
                 self.counts["duplicates_skipped"] += 1
             return
-        watermark = self._watermark(clock)
+        watermark = self.state_watermark(clock)
         state = self._load(tx.pair)
         if state is None:
             state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
@@ -306,7 +306,7 @@ class Detector:
         self.table[tx.pair] = models.encode(state.to_json())
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
 
-    def _watermark(self, clock: PartitionClock) -> int:
+    def state_watermark(self, clock: PartitionClock) -> int:
         """The watermark a transaction of the partition meets: never behind what was closed."""
         return max(clock.closed, clock.watermark(self.settings.partitions))
 

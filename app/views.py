@@ -16,7 +16,7 @@ from app import models
 from app.agents import detector, pair_windows
 from app.app import app, settings
 from app.metrics import prometheus_text
-from app.windowing import PairWindows
+from app.windowing import NO_WATERMARK, PairWindows
 
 
 @app.page("/health")
@@ -142,8 +142,9 @@ def pair_report(pair: str) -> dict[str, Any]:
     spec = detector.spec
     clock = detector.clocks.get(state.partition)
     report["partition"] = state.partition
-    if clock is not None:
-        report["watermark"] = models.rfc3339_ms(max(clock.closed, spec.floor(clock.source)))
+    watermark = NO_WATERMARK if clock is None else detector.state_watermark(clock)
+    if watermark > NO_WATERMARK:  # none yet: a re-keyed partition some input still holds back
+        report["watermark"] = models.rfc3339_ms(watermark)
     report["windows"] = [
         {
             "window_start": models.rfc3339_ms(w.start_ms),

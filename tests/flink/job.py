@@ -171,9 +171,10 @@ def detect(tables: StreamTableEnvironment, stream: dict[str, Any], bootstrap: st
     )
     watermarks = WatermarkStrategy(
         get_gateway().jvm.fraudparity.EveryEventWatermarks(stream["out_of_orderness_ms"])
-    ).with_timestamp_assigner(EventTime())
-    if stream["idle_timeout_ms"]:
+    )
+    if stream["idle_timeout_ms"]:  # first: PyFlink's with_idleness drops a Python assigner
         watermarks = watermarks.with_idleness(Duration.of_millis(stream["idle_timeout_ms"]))
+    watermarks = watermarks.with_timestamp_assigner(EventTime())
     flagged = (
         parsed.assign_timestamps_and_watermarks(watermarks)
         .key_by(lambda tx: (tx[3], tx[4]), key_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
