@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from generator import GeneratorConfig, generate
@@ -25,10 +26,13 @@ STREAM = GeneratorConfig(
 MINUTE = 60_000
 
 
-def started(pipeline: Pipeline, **env: str) -> None:
-    """One worker that idles input partitions after IDLE_TIMEOUT, ready before any record."""
+def started(pipeline: Pipeline, workers: int = 1, **env: str) -> None:
+    """Workers that idle input partitions after IDLE_TIMEOUT, ready before any record."""
     pipeline.env.update({"IDLE_TIMEOUT": str(IDLE_TIMEOUT), **env})
-    pipeline.worker().wait_ready(TIMEOUT)
+    for ordinal in range(workers):
+        pipeline.worker(ordinal)
+    for worker in pipeline.workers:
+        worker.wait_ready(TIMEOUT)
 
 
 async def send(pipeline: Pipeline, cfg: GeneratorConfig, partition_of: list[int]) -> list[Written]:
@@ -66,20 +70,23 @@ def wait_state_emptied(pipeline: Pipeline, written: list[Written]) -> None:
     closing = {w.value.split(b";")[2] for w in written if w.value and b";_end;" in w.value}
     worker = pipeline.workers[0]
     worker.wait_until(
-        lambda: worker.metric("fraud_open_pairs") <= len(closing),
+        lambda: sum(w.metric("fraud_open_pairs") for w in pipeline.workers) <= len(closing),
         f"at most {len(closing)} open pairs",
         TIMEOUT,
     )
 
 
-async def test_unkeyed_records_on_one_of_eight_partitions(pipeline: Pipeline) -> None:
-    started(pipeline)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_unkeyed_records_on_one_of_eight_partitions(pipeline: Pipeline, workers: int) -> None:
+    # with 2 workers, one of them owns only partitions that never get a record
+    started(pipeline, workers)
     written = await send(pipeline, STREAM, [5] * STREAM.count)
     took = await closes_every_window(pipeline, written, keyed=False)
     assert took >= IDLE_TIMEOUT  # held until the seven empty partitions were idle
     wait_state_emptied(pipeline, written)
-    metrics = pipeline.workers[0].get_text("/metrics")
-    assert 'fraud_input_idle{partition="0"} 1\n' in metrics  # never had a record: idle
+    metrics = "".join(w.get_text("/metrics") for w in pipeline.workers)
+    idle = [p for p in range(8) if f'fraud_input_idle{{partition="{p}"}} 1\n' in metrics]
+    assert {0, 1, 2, 3, 4, 6, 7} <= set(idle)  # never had a record: idle (5 may be by now)
     assert 'fraud_input_watermark_seconds{partition="5"}' in metrics
 
 
