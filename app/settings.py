@@ -53,6 +53,11 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
         "30",
         "seconds without heartbeat before a worker's partitions move to the others",
     ),
+    "STOP_TIMEOUT": (
+        "50",
+        "seconds a stop (SIGTERM) may take before the worker exits anyway, its undelivered "
+        "records left to the next start to redo (keep it under the pod's grace period)",
+    ),
     "STORE": (
         "rocksdb://",
         "Faust table store URL: rocksdb:// (RocksDB through rocksdict; "
@@ -100,6 +105,7 @@ class Settings:
     max_evidence: int
     max_record_bytes: int
     session_timeout_s: float
+    stop_timeout_s: float
     store: str
     data_dir: Path
     rocksdb_write_buffer_mb: int
@@ -197,6 +203,7 @@ class Settings:
             max_evidence=_integer(get, "MAX_EVIDENCE", minimum=0),
             max_record_bytes=_integer(get, "MAX_RECORD_BYTES", minimum=64),
             session_timeout_s=_seconds_ms(get, "KAFKA_SESSION_TIMEOUT", minimum=6000) / 1000,
+            stop_timeout_s=_seconds_ms(get, "STOP_TIMEOUT", minimum=1000) / 1000,
             store=_store(get("STORE")),
             data_dir=Path(get("DATA_DIR")),
             rocksdb_write_buffer_mb=_integer(get, "ROCKSDB_WRITE_BUFFER_MB", minimum=1),

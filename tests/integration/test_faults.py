@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import signal
@@ -146,6 +147,50 @@ async def test_broker_restart_mid_run(tmp_path: Path) -> None:
         assert all(w.alive() for w in workers), "a worker died instead of reconnecting"
         report(
             f"broker restart ({outage:.0f}s down)", 1, fraud, [time.monotonic() - started], pipeline
+        )
+    finally:
+        pipeline.stop()
+        broker.stop()
+
+
+async def test_a_stop_with_the_broker_unreachable_ends_in_time_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    # The broker frozen (SIGSTOP: connections hang, as behind a dead network) while the worker
+    # has records it cannot deliver; SIGTERM must end within STOP_TIMEOUT, and the next start,
+    # the broker back, redoes what was not delivered.
+    broker = LocalKafka(tmp_path / "kafka", *free_ports(2))
+    broker.start()
+    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path)
+    pipeline.env["STOP_TIMEOUT"] = "8"
+    pid = broker.pid()
+    assert pid is not None
+    try:
+        worker = pipeline.worker()
+        worker.wait_ready(timeout=TIMEOUT)
+        written = await produce(pipeline.bootstrap, pipeline.topics["transactions"], chunks(1)[0])
+        worker.wait_metric("fraud_records_received_total", above=0, timeout=TIMEOUT)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stopping = time.monotonic()
+            assert worker.process is not None
+            os.killpg(worker.process.pid, signal.SIGTERM)
+            code = worker.exit_code(timeout=60)
+            took = time.monotonic() - stopping
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert took < 8 + 10, f"the stop took {took:.0f}s with STOP_TIMEOUT=8"
+        assert code == 1, code  # the deadline ended it: the commit alone waits for the broker
+        assert "the stop took more than STOP_TIMEOUT (8s)" in worker.log_text()
+        restarted = time.monotonic()
+        worker.start()
+        fraud = await finish(pipeline, written)
+        report(
+            f"stop with the broker frozen ({took:.0f}s)",
+            1,
+            fraud,
+            [time.monotonic() - restarted],
+            pipeline,
         )
     finally:
         pipeline.stop()
