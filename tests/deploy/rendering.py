@@ -56,6 +56,29 @@ def render(directory: Path) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def render_with_components(overlay: str, components: list[str], workdir: Path) -> list[Doc]:
+    """The overlay rendered as a user who adds `components` (paths under manifests/components)
+    to its kustomization.yaml would get it: a copy of the overlay in `workdir`, its references
+    to the rest of the tree made relative to there (kustomize accepts no absolute path)."""
+    source = MANIFESTS / "overlays" / overlay
+    target = workdir / overlay
+    shutil.copytree(source, target)
+    kustomization = yaml.safe_load((source / "kustomization.yaml").read_text())
+
+    def moved(entry: str) -> str:
+        if not (source / entry).is_dir():
+            return entry  # a file of the overlay, copied along
+        return os.path.relpath((source / entry).resolve(), target)
+
+    for field in ("resources", "components"):
+        kustomization[field] = [moved(entry) for entry in kustomization.get(field, [])]
+    kustomization["components"] += [
+        os.path.relpath(MANIFESTS / "components" / name, target) for name in components
+    ]
+    (target / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return render(target)
+
+
 def name_of(doc: Doc) -> str:
     return f"{doc['kind']}/{doc['metadata']['name']}"
 
@@ -166,3 +189,22 @@ def image_name(image: str) -> str:
 
 def uses_project_image(container: Doc) -> bool:
     return bool(image_name(container["image"]).rsplit("/", 1)[-1] == PROJECT_IMAGE)
+
+
+def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) selects `labels`."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator == "Exists":
+            matched = key in labels
+        elif operator == "DoesNotExist":
+            matched = key not in labels
+        elif operator in ("In", "NotIn"):
+            matched = (labels.get(key) in expression["values"]) == (operator == "In")
+        else:
+            raise AssertionError(f"unknown selector operator {operator}")
+        if not matched:
+            return False
+    return True
