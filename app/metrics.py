@@ -5,6 +5,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 
+from app.models import THRESHOLD_CROSSED, WINDOW_CLOSED
+from app.parsing import REASONS
+
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 COUNTERS = {
@@ -18,6 +21,13 @@ LABELLED = (
     ("alerts_", "fraud_alerts_total", "kind", "Alerts written to the fraud topic"),
     ("dlq_", "fraud_dead_letters_total", "reason", "Records written to the dead-letter topic"),
 )
+# Label values served from the start, at 0: rate() sees a series' first increase only if it
+# scraped the series before it, and the dashboard's panels show 0, not "No data", on a worker
+# that has raised no alert yet.
+KNOWN_LABELS = {
+    "alerts_": (THRESHOLD_CROSSED, WINDOW_CLOSED),
+    "dlq_": REASONS,
+}
 
 
 class Histogram:
@@ -54,8 +64,10 @@ def prometheus_text(
         lines.append(f"{name} {counts.get(key, 0)}")
     for prefix, name, label, help_text in LABELLED:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        for key in sorted(k for k in counts if k.startswith(prefix)):
-            lines.append(f'{name}{{{label}="{key.removeprefix(prefix)}"}} {counts[key]}')
+        keys = {k for k in counts if k.startswith(prefix)}
+        keys |= {prefix + value for value in KNOWN_LABELS.get(prefix, ())}
+        for key in sorted(keys):
+            lines.append(f'{name}{{{label}="{key.removeprefix(prefix)}"}} {counts.get(key, 0)}')
     lines += latency.lines(
         "fraud_processing_latency_seconds",
         "From a record's Kafka timestamp to the end of its processing",

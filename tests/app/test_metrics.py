@@ -30,3 +30,17 @@ def test_counters_labels_and_gauges() -> None:
     assert 'fraud_consumer_lag{partition="0"} 0\nfraud_consumer_lag{partition="1"} 5\n' in text
     assert "fraud_open_pairs 3\n" in text
     assert "# TYPE fraud_processing_latency_seconds histogram" in text
+
+
+def test_every_alert_kind_and_dead_letter_reason_is_served_from_the_start() -> None:
+    # rate() misses the first increase of a series it never scraped before; a worker that has
+    # raised nothing yet serves each at 0, and the dashboard shows 0 rather than "No data"
+    from app.models import THRESHOLD_CROSSED, WINDOW_CLOSED
+    from app.parsing import REASONS
+
+    text = prometheus_text({"dlq_late": 3}, Histogram(), {})
+    for kind in (THRESHOLD_CROSSED, WINDOW_CLOSED):
+        assert f'fraud_alerts_total{{kind="{kind}"}} 0\n' in text
+    for reason in REASONS:
+        count = 3 if reason == "late" else 0
+        assert f'fraud_dead_letters_total{{reason="{reason}"}} {count}\n' in text
