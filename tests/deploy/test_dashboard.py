@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from app.metrics import COUNTERS, LABELLED, Histogram, prometheus_text
 
 DASHBOARD = (
@@ -34,3 +36,17 @@ def test_every_queried_metric_is_served() -> None:
     }
     assert queried and queried <= names, queried - names
     assert {name for name, _ in COUNTERS.values()} | {n for _, n, _, _ in LABELLED} <= names
+
+
+def test_every_panel_has_a_query_for_the_prometheus_test() -> None:
+    # tests/integration/test_monitoring.py evaluates these against a real Prometheus
+    from tests.integration.prometheus import dashboard_queries, fill_variables
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert {query.panel for query in dashboard_queries(DASHBOARD)} == {
+        panel["title"] for panel in dashboard["panels"]
+    }
+    assert fill_variables("rate(x[$__rate_interval])") == "rate(x[1m])"
+    assert fill_variables("rate(x[${__rate_interval}])") == "rate(x[1m])"
+    with pytest.raises(AssertionError, match=r"\$job"):
+        fill_variables('up{job="$job"}')

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from generator import GeneratorConfig
 from tests.integration.pipeline import TIMEOUT, Pipeline, expect
-from tests.integration.prometheus import LocalPrometheus, PanelQuery, Sample, dashboard_queries
+from tests.integration.prometheus import (
+    LocalPrometheus,
+    PanelQuery,
+    Sample,
+    dashboard_queries,
+    prometheus_binary,
+)
 
 INPUT = GeneratorConfig(
     count=1500,
@@ -30,6 +36,7 @@ QUERY_TIMEOUT = 60.0
 
 
 async def test_every_dashboard_panel_has_data(pipeline: Pipeline, tmp_path: Path) -> None:
+    prometheus_binary()  # fails at once, saying how to install it, when it is missing
     queries = dashboard_queries()
     assert len({query.panel for query in queries}) >= 7, "the dashboard's panels were not found"
     worker = pipeline.worker()
