@@ -67,16 +67,21 @@ class Pipeline:
         return written + await self.close_windows(written, keyed=cfg.keyed)
 
     async def close_windows(
-        self, written: list[Written], *, keyed: bool = True, partitions: Sequence[int] = range(8)
+        self,
+        written: list[Written],
+        *,
+        keyed: bool = True,
+        partitions: Sequence[int] = range(8),
+        bound_ms: int = 0,
     ) -> list[Written]:
-        """Send one tiny transaction to every partition (of ``partitions``), SIZE after the last
-        event: every window of the data closes (the end of a bounded input). Returns them, for
-        expect()."""
+        """Send one tiny transaction to every partition (of ``partitions``), SIZE plus the
+        out-of-orderness ``bound_ms`` after the last event: every window of the data closes (the
+        end of a bounded input). Returns them, for expect()."""
         times = []
         for record in written:
             with contextlib.suppress(BadRecord):  # malformed records have no time
                 times.append(parse_transaction(record.value, max_bytes=1 << 20).time_ms)
-        at = rfc3339_ms(max(times) + 600_000)
+        at = rfc3339_ms(max(times) + 600_000 + bound_ms)
         records = []
         for partition in partitions:
             pair = f"_end:_end-{partition}"
@@ -145,9 +150,12 @@ def expect_in_order(written: list[Written]) -> Expected:
     return expected_alerts((0, i, w.value) for i, w in enumerate(written))
 
 
-def expect(written: list[Written]) -> Expected:
+def expect(written: list[Written], out_of_orderness_ms: int = 0) -> Expected:
     in_log_order = sorted(written, key=lambda w: (w.partition, w.offset))
-    return expected_alerts((w.partition, w.offset, w.value) for w in in_log_order)
+    return expected_alerts(
+        ((w.partition, w.offset, w.value) for w in in_log_order),
+        out_of_orderness_ms=out_of_orderness_ms,
+    )
 
 
 def assert_alerts(fraud: list[Written], expected: Expected, *, crossing_order: bool = True) -> None:
