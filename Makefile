@@ -1,18 +1,26 @@
 # The single entry point: `make demo`, `make test`, `make lint`, `make clean` (see README).
-# Every target works from a fresh clone; Python 3.11/3.12, Java 17+ and Maven must be on PATH.
+# Every target works from a fresh clone: `make demo`, `make test` and `make bench` first check
+# the system packages they need (scripts/prerequisites: installed when run as root, else named
+# with the command that installs them).
 
-PYTHON ?= python3
+# The first Python 3.11/3.12 with venv on PATH (pyproject.toml's range), else python3.
+PYTHON ?= $(or $(shell scripts/prerequisites --which-python 2>/dev/null),python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: venv kafka-jars lint test test-fast demo kafka-start kafka-stop clean
+.PHONY: prerequisites-demo prerequisites-test prerequisites-bench
 
 include manifests/deploy.mk
 include tests/flink/flink.mk
 include bench/bench.mk
 
 venv: $(STAMP)
+
+# Listed first by the goals that use them, so they run before anything else.
+prerequisites-demo prerequisites-test prerequisites-bench:
+	@scripts/prerequisites $(@:prerequisites-%=%)
 
 # Reinstalls only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -28,13 +36,13 @@ lint: $(STAMP) lint-docker
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-test: lint kafka-jars kustomize
+test: prerequisites-test lint kafka-jars kustomize
 	$(PY) -m pytest
 
 test-fast: $(STAMP) kustomize
 	$(PY) -m pytest -m "not broker"
 
-demo: $(STAMP) kafka-jars
+demo: prerequisites-demo $(STAMP) kafka-jars
 	scripts/demo
 
 kafka-start: $(STAMP) kafka-jars

@@ -116,13 +116,23 @@ async def set_threshold(self: AppCommand, dollars: str) -> None:
 
 async def _get(url: str | None, path: str) -> Any:
     base = url or os.environ.get("WORKER_URL") or f"http://{settings.web_host}:{settings.web_port}"
+    # the workers' WEB_TOKEN / WEB_TOKEN_FILE, read by the same settings as theirs
+    request = urllib.request.Request(base.rstrip("/") + path, headers=settings.web_headers)
 
     def fetch() -> Any:
-        with urllib.request.urlopen(base.rstrip("/") + path, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
     try:
         return await asyncio.to_thread(fetch)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            given = "a wrong token" if settings.web_token else "no token"
+            raise SystemExit(
+                f"the worker at {base} refused {given} (401): set WEB_TOKEN or WEB_TOKEN_FILE "
+                "to the workers' token"
+            ) from None
+        raise SystemExit(f"the worker at {base} answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise SystemExit(f"no worker answers at {base}: {exc}") from None
 

@@ -7,6 +7,7 @@ a bad value is a one-line :class:`SettingsError` naming the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from app.errors import SettingsError
-from kafka_security import SECURITY_HELP, KafkaSecurity, SecurityError
+from kafka_security import SECURITY_HELP, KafkaSecurity, Secret, SecurityError
 
 _Getter: TypeAlias = Callable[[str], str]
 
@@ -81,7 +82,20 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     "WEB_HOST": ("localhost", "host name other workers use to reach this worker's web port"),
     "WEB_PORT": ("6066", "port of the worker's web server (/health, /ready, /pair)"),
     "WEB_BIND": ("127.0.0.1", "address the web server listens on"),
+    "WEB_TOKEN": (
+        "",
+        "bearer token that /pair and /top require (or WEB_TOKEN_FILE); unset: they are open; "
+        "the commands pair and top send it",
+    ),
+    "WEB_TOKEN_FILE": (
+        "",
+        "a file holding WEB_TOKEN (a mounted Secret); a final newline is ignored",
+    ),
 }
+
+# RFC 6750's b64token: what an Authorization header carries after "Bearer " unchanged.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+MIN_WEB_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -115,11 +129,20 @@ class Settings:
     web_host: str
     web_port: int
     web_bind: str
+    # the bearer token of /pair and /top (None: open); a Secret never shows in a repr
+    web_token: Secret | None
 
     @property
     def heartbeat_interval_s(self) -> float:
         """Between two heartbeats of the consumer: a third of the session timeout, at most 3 s."""
         return min(3.0, self.session_timeout_s / 3)
+
+    @property
+    def web_headers(self) -> dict[str, str]:
+        """Headers of a request to a worker's /pair or /top: the bearer token, if one is set."""
+        if self.web_token is None:
+            return {}
+        return {"Authorization": f"Bearer {self.web_token.reveal()}"}
 
     @property
     def broker_url(self) -> str:
@@ -213,6 +236,7 @@ class Settings:
             web_host=get("WEB_HOST"),
             web_port=_integer(get, "WEB_PORT", minimum=1, maximum=65535),
             web_bind=get("WEB_BIND"),
+            web_token=_web_token(get("WEB_TOKEN"), get("WEB_TOKEN_FILE")),
         )
 
 
@@ -258,3 +282,35 @@ def _dollars_cents(get: _Getter, name: str) -> int:
     if not cents.is_finite() or cents != cents.to_integral_value() or cents < 0:
         raise SettingsError(f"{name}={raw} must be a non-negative amount with at most 2 decimals")
     return int(cents)
+
+
+def _web_token(value: str, path: str) -> Secret | None:
+    """The token from WEB_TOKEN or WEB_TOKEN_FILE; no message ever quotes it."""
+    if value and path:
+        raise SettingsError("set WEB_TOKEN or WEB_TOKEN_FILE, not both")
+    name = "WEB_TOKEN"
+    if path:
+        name = f"WEB_TOKEN_FILE={path!r}"
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"{name} cannot be read ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{name} is not UTF-8 text") from None
+        # `echo token > file` ends the file with a newline; a token never does.
+        value = value.removesuffix("\n").removesuffix("\r")
+        if not value:
+            raise SettingsError(f"{name} is empty")
+    if not value:
+        return None
+    if not _BEARER_TOKEN.fullmatch(value):
+        raise SettingsError(
+            f"{name}: the token may hold only letters, digits and -._~+/ (then = padding), "
+            "as a bearer token in an Authorization header"
+        )
+    if len(value) < MIN_WEB_TOKEN_LENGTH:
+        raise SettingsError(
+            f"{name}: the token has {len(value)} characters, fewer than "
+            f"{MIN_WEB_TOKEN_LENGTH}; make one with `openssl rand -hex 32`"
+        )
+    return Secret(value)

@@ -2,13 +2,16 @@
 
 ``/health`` (liveness), ``/ready`` (readiness: partitions assigned and tables recovered),
 ``/metrics`` (Prometheus text) and ``/pair/{SENDER:RECEIVER}`` (a pair's open windows, routed by
-Faust to the worker that owns the key, so any worker can be asked).
+Faust to the worker that owns the key, so any worker can be asked) and ``/top``. With
+``WEB_TOKEN`` set, ``/pair`` and ``/top`` (account totals) answer only a matching bearer token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from functools import wraps
+from typing import Any, TypeAlias
 
 from faust.web import Request, Response, View
 
@@ -17,6 +20,39 @@ from app.agents import detector, pair_windows
 from app.app import app, settings
 from app.metrics import prometheus_text
 from app.windowing import NO_WATERMARK, PairWindows
+from kafka_security import Secret
+
+_Handler: TypeAlias = Callable[..., Awaitable[Response]]
+
+
+def bearer_token_matches(authorization: str | None, token: Secret | None) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` as a bearer token (RFC 6750);
+    always true when no token is set. The comparison takes the same time wherever it differs."""
+    if token is None:
+        return True
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # bytes: compare_digest refuses a str that is not ASCII, and a header may hold anything
+    given = credentials.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, token.reveal().encode())
+
+
+def requires_token(handler: _Handler) -> _Handler:
+    """Answer 401 unless the request carries WEB_TOKEN; checked before Faust's table routing,
+    which forwards the request's headers (the token among them) to the worker owning the key."""
+
+    @wraps(handler)
+    async def guarded(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not bearer_token_matches(request.headers.get("Authorization"), settings.web_token):
+            return view.error(
+                401,
+                "this endpoint needs the workers' WEB_TOKEN as a bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="fraud-detector"'},
+            )
+        return await handler(view, request, *args, **kwargs)
+
+    return guarded
 
 
 @app.page("/health")
@@ -77,6 +113,7 @@ class Metrics(View):
 
 @app.page("/pair/{pair}")
 class Pair(View):
+    @requires_token
     @app.table_route(table=pair_windows, match_info="pair")  # type: ignore[arg-type]
     async def get(self, request: Request, **params: Any) -> Response:
         return self.json(pair_report(params["pair"]))
@@ -86,6 +123,7 @@ class Pair(View):
 class Top(View):
     """Pairs closest to the threshold: this worker's, merged with every other worker's."""
 
+    @requires_token
     async def get(self, request: Request) -> Response:
         n = max(1, min(int(request.query.get("n", "20")), 1000))
         rows = local_top(n)
@@ -94,7 +132,13 @@ class Top(View):
             for url in app.router.tables_metadata():
                 if str(url).rstrip("/") == own:
                     continue
-                async with app.http_client.get(f"{url}/top?local=1&n={n}") as response:
+                async with app.http_client.get(
+                    f"{url}/top?local=1&n={n}", headers=settings.web_headers
+                ) as response:
+                    if response.status != 200:  # e.g. 401: that worker has another WEB_TOKEN
+                        return self.error(
+                            502, f"the worker at {url} answered {response.status} to /top"
+                        )
                     rows += (await response.json())["pairs"]
         rows.sort(key=lambda row: (-int(row["total_cents"]), row["pair"]))
         return self.json({"pairs": rows[:n]})

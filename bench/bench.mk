@@ -28,7 +28,7 @@ $(QUIX_STAMP): bench/peers/requirements-quix.txt
 		-r bench/peers/requirements-quix.txt
 	touch $@
 
-bench: bench-env
+bench: prerequisites-bench bench-env
 	FLINK_KAFKA_JAR=$(FLINK_CONNECTOR_JAR) $(PY) -m bench
 
 clean: clean-bench

@@ -247,3 +247,12 @@ def test_faust_s_fetch_loop_drops_records_below_its_read_offset() -> None:
     assert "getmany = self.getmany" in source
     assert "if r_offset is None or offset >= r_offset:" in source
     assert source.index("callback(message)") < source.index("set_read_offset(tp, offset)")
+
+
+def test_faust_s_table_routing_forwards_the_request_s_headers() -> None:
+    # The bearer token of /pair reaches the worker owning the key because Faust's routing
+    # sends the request's headers along (app.views.requires_token checks it before routing).
+    from faust.app.router import Router
+
+    source = inspect.getsource(Router._route_req)
+    assert "headers=request.headers" in source

@@ -45,6 +45,8 @@ def test_defaults() -> None:
         ({"APP_ID": " "}, "APP_ID must not be empty"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "SASL_SSL needs KAFKA_SASL_USERNAME"),
         ({"KAFKA_SASL_MECHANISM": "MD5"}, "KAFKA_SASL_MECHANISM='MD5' must be one of"),
+        ({"WEB_TOKEN": "short-9c1"}, "WEB_TOKEN: the token has 9 characters, fewer than 16"),
+        ({"WEB_TOKEN_FILE": "/nonexistent/token"}, "WEB_TOKEN_FILE='/nonexistent/token' cannot"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -116,4 +118,68 @@ def test_the_worker_stops_with_one_line_on_a_bad_setting() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "fraud-detector: bad setting: WINDOW_SIZE=500 must be a multiple of WINDOW_SLIDE=120"
+    )
+
+
+TOKEN = "tok-3f9a0c1d2e4b5a6978"
+
+
+def test_the_web_token_from_the_environment_never_shows() -> None:
+    assert Settings.from_env({}).web_token is None
+    assert Settings.from_env({"WEB_TOKEN": " "}).web_token is None  # empty counts as unset
+    assert Settings.from_env({}).web_headers == {}
+    settings = Settings.from_env({"WEB_TOKEN": TOKEN})
+    assert settings.web_token is not None and settings.web_token.reveal() == TOKEN
+    assert settings.web_headers == {"Authorization": f"Bearer {TOKEN}"}
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+
+
+def test_the_web_token_from_a_file_loses_its_final_newline(tmp_path: Path) -> None:
+    path = tmp_path / "web-token"
+    path.write_text(TOKEN + "\n")
+    settings = Settings.from_env({"WEB_TOKEN_FILE": str(path)})
+    assert settings.web_token is not None and settings.web_token.reveal() == TOKEN
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("", {}, "WEB_TOKEN_FILE='{path}' is empty"),
+        ("\n", {}, "WEB_TOKEN_FILE='{path}' is empty"),
+        (b"\xff\xfe", {}, "WEB_TOKEN_FILE='{path}' is not UTF-8 text"),
+        (TOKEN, {"WEB_TOKEN": TOKEN}, "set WEB_TOKEN or WEB_TOKEN_FILE, not both"),
+        (TOKEN + " two words", {}, "WEB_TOKEN_FILE='{path}': the token may hold only letters"),
+        ("tok-ab\n\n", {}, "WEB_TOKEN_FILE='{path}': the token may hold only letters"),
+    ],
+    ids=["empty", "newline-only", "not-utf8", "both", "space", "two-lines"],
+)
+def test_a_bad_web_token_file_names_the_variable_but_not_the_token(
+    tmp_path: Path, content: str | bytes, extra: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "web-token"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"WEB_TOKEN_FILE": str(path), **extra})
+    assert str(caught.value).startswith(message.format(path=path))
+    assert TOKEN not in str(caught.value)
+
+
+def test_a_web_token_with_characters_a_header_cannot_carry_is_refused() -> None:
+    with pytest.raises(SettingsError, match="may hold only letters") as caught:
+        Settings.from_env({"WEB_TOKEN": "tok-\u00e9t\u00e9-0123456789"})
+    assert "\u00e9t\u00e9" not in str(caught.value)
+    base64 = "dG9rZW4tZm9yLXRlc3RzLW9ubHk="  # RFC 6750's b64token allows = padding
+    assert Settings.from_env({"WEB_TOKEN": base64}).web_headers["Authorization"].endswith(base64)
+
+
+def test_the_worker_stops_with_one_line_on_a_missing_web_token_file(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-token"
+    result = faust_worker(env={"WEB_TOKEN_FILE": str(missing)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"fraud-detector: bad setting: WEB_TOKEN_FILE={str(missing)!r} cannot be read "
+        "(No such file or directory)"
     )

@@ -7,6 +7,7 @@ environment of a container (ConfigMaps, `$(VAR)` references), the files a Config
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -181,6 +182,42 @@ def mounted_files(docs: list[Doc], pod_spec: Doc, container: Doc) -> dict[str, s
         for key, content in config["data"].items():
             files[f"{mount['mountPath'].rstrip('/')}/{key}"] = content
     return files
+
+
+def secret_files(docs: list[Doc], pod_spec: Doc, container: Doc) -> dict[str, str | None]:
+    """{path: content} of every file a Secret volume puts into the container through its
+    `items`; the content is None when the Secret is not rendered (one created out of band)."""
+    volumes = {volume["name"]: volume for volume in pod_spec.get("volumes", [])}
+    files: dict[str, str | None] = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        if "secret" not in volume:
+            continue
+        wanted = volume["secret"]["secretName"]
+        found = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == wanted]
+        data: dict[str, str] = {}
+        if found:
+            data = {k: base64.b64decode(v).decode() for k, v in found[0].get("data", {}).items()}
+            data.update(found[0].get("stringData", {}))
+        for item in volume["secret"].get("items", []):
+            path = f"{mount['mountPath'].rstrip('/')}/{item['path']}"
+            files[path] = data[item["key"]] if found else None
+    return files
+
+
+def with_local_secret_files(
+    env: Mapping[str, str], files: Mapping[str, str | None], root: Path, stand_in: str
+) -> dict[str, str]:
+    """``env`` with every variable naming a mounted Secret file pointed at a copy under
+    ``root``; ``stand_in`` is the content of a Secret created out of band."""
+    local = dict(env)
+    for name, value in env.items():
+        if value in files:
+            copy = root / f"secret-{name}"
+            content = files[value]
+            copy.write_text(stand_in if content is None else content)
+            local[name] = str(copy)
+    return local
 
 
 def image_name(image: str) -> str:

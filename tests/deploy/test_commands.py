@@ -25,7 +25,9 @@ from tests.deploy.rendering import (
     mounted_files,
     name_of,
     pod_specs,
+    secret_files,
     uses_project_image,
+    with_local_secret_files,
     workload,
 )
 
@@ -98,8 +100,9 @@ def test_every_container_runs_a_known_command(
 def test_worker_command_loads_the_app(rendered: dict[str, list[Doc]], tmp_path: Path) -> None:
     # One overlay is enough here: test_manifests checks every overlay's settings in-process.
     docs = rendered["dev"]
-    _, _, container = workload(docs, "StatefulSet", "fraud-worker")
+    _, pod, container = workload(docs, "StatefulSet", "fraud-worker")
     env = container_env(docs, container, {"metadata.name": "fraud-worker-0"})
+    env = with_local_secret_files(env, secret_files(docs, pod, container), tmp_path, stand_in="")
     env["DATA_DIR"] = str(tmp_path / "data")  # the pod's volume; nothing is written to it here
     command = _local(container["command"])
     assert Path(command[0]).is_file(), f"{command[0]} missing: is faust-streaming installed?"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -21,7 +22,9 @@ from tests.deploy.rendering import (
     image_name,
     name_of,
     pod_specs,
+    secret_files,
     uses_project_image,
+    with_local_secret_files,
     workload,
 )
 
@@ -38,6 +41,9 @@ BASE_OBJECTS = [
     ("ConfigMap", "fraud-config"),
     ("NetworkPolicy", "fraud-default-deny"),
 ]
+
+# What stands in for a Secret the prod overlay expects to exist already (fraud-web-token).
+OUT_OF_BAND_TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 def _names(docs: list[Doc]) -> set[str]:
@@ -175,7 +181,9 @@ def test_worker_has_stable_names_state_and_probes(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_settings_are_valid_for_the_app(rendered: dict[str, list[Doc]], overlay: str) -> None:
+def test_settings_are_valid_for_the_app(
+    rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
+) -> None:
     from app.errors import SettingsError
     from app.settings import SETTINGS_HELP, Settings
 
@@ -183,9 +191,11 @@ def test_settings_are_valid_for_the_app(rendered: dict[str, list[Doc]], overlay:
     config = find(docs, "ConfigMap", "fraud-config")
     unknown = set(config["data"]) - set(SETTINGS_HELP)
     assert not unknown, f"fraud-config has settings the app does not know: {sorted(unknown)}"
-    _, _, container = workload(docs, "StatefulSet", "fraud-worker")
+    _, pod, container = workload(docs, "StatefulSet", "fraud-worker")
     env = container_env(docs, container, {"metadata.name": "fraud-worker-0"})
     assert set(env) - set(SETTINGS_HELP) == {"POD_NAME"}
+    files = secret_files(docs, pod, container)
+    env = with_local_secret_files(env, files, tmp_path, stand_in=OUT_OF_BAND_TOKEN)
     try:
         settings = Settings.from_env(env)
     except SettingsError as error:
@@ -266,3 +276,22 @@ def test_images_are_pinned_and_consistent(rendered: dict[str, list[Doc]], overla
     assert version, "scripts/kafka-jars/pom.xml names no kafka.version"
     kafka = {image for image in images if image_name(image) == "apache/kafka"}
     assert kafka == {f"apache/kafka:{version.group(1)}"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_worker_api_token_comes_from_a_secret(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    _, pod, container = workload(docs, "StatefulSet", "fraud-worker")
+    env = container_env(docs, container, {"metadata.name": "fraud-worker-0"})
+    assert "WEB_TOKEN" not in env, "the token itself belongs in a Secret, not in the pod spec"
+    files = secret_files(docs, pod, container)
+    assert env.get("WEB_TOKEN_FILE") in files, f"WEB_TOKEN_FILE is no mounted Secret: {env}"
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert not volume["secret"].get("optional"), "a worker must not start without its token"
+    token = files[env["WEB_TOKEN_FILE"]]
+    if overlay == "prod":
+        assert token is None, "prod's token is created out of band, never in this tree"
+    else:
+        assert token, f"the {overlay} overlay renders an empty token"

@@ -24,7 +24,7 @@ class Terminal:
 
     def __init__(self, command: str) -> None:
         if TMUX is None:  # a terminal test without a terminal proves nothing: fail, never skip
-            pytest.fail("tmux is not installed (.ci/run installs it: apt-get install tmux)")
+            pytest.fail("tmux is not installed: scripts/prerequisites names or installs it")
         self._base = [TMUX, "-L", f"viewer-test-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
         # The pane may start at tmux's default size and get its own a moment later, with
         # COLUMNS and LINES of the size it started with in the environment (which rich would

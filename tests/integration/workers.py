@@ -125,15 +125,20 @@ class WorkerProcess:
     def get_text(self, path: str, timeout: float = 10.0) -> str:
         return self._get(path, timeout)[1]
 
-    def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+    def get(
+        self, path: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
         """GET a path of the worker's web server: (status, decoded JSON)."""
-        status, body = self._get(path, timeout)
+        status, body = self._get(path, timeout, headers)
         return status, json.loads(body)
 
-    def _get(self, path: str, timeout: float) -> tuple[int, str]:
+    def _get(
+        self, path: str, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.web_port}{path}"
+        request = urllib.request.Request(url, headers=dict(headers or {}))
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
