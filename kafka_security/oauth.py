@@ -13,7 +13,6 @@ imported (``tests/kafka_security/test_oauth.py`` pins the aiokafka code it repla
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +24,23 @@ from kafka_security.secret import Secret, SecurityError, read_secret
 
 class TokenFile(AbstractTokenProvider):  # type: ignore[misc]
     """OAUTHBEARER's token for aiokafka, from a file that something else keeps fresh (a mounted
-    Secret, a sidecar): read when a connection logs in, again only when the file changed.
-
-    Kubernetes updates a mounted Secret by swapping a symlink, so the file's identity (inode,
-    size, modification time, after following links) tells a new token from the old one. A file
-    that cannot be read for a moment keeps the last token: the broker is the judge of it.
+    Secret, a sidecar): read again each time a new connection logs in, so a changed file is
+    the next login's token. The file is small and connections are few, so no stat tricks: a
+    Secret's atomic symlink swap and an in-place rewrite within the same clock tick are both
+    seen. A file that cannot be read for a moment keeps the last token: the broker is its judge.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._seen: tuple[int, int, int, int] | None = None
         self._token: Secret | None = None
 
     def read(self) -> Secret:
-        """The file's token, read again if the file changed; :class:`SecurityError` if there is
-        none at all."""
+        """The file's token; :class:`SecurityError` if it has none and none was read before."""
         try:
-            info = os.stat(self.path)
-            seen = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-            if seen != self._seen:
-                self._token = read_secret("KAFKA_SASL_OAUTH_TOKEN_FILE", str(self.path), strip=True)
-                self._seen = seen
-        except (OSError, SecurityError) as exc:
+            self._token = read_secret("KAFKA_SASL_OAUTH_TOKEN_FILE", str(self.path), strip=True)
+        except SecurityError:
             if self._token is None:
-                if isinstance(exc, SecurityError):
-                    raise
-                raise SecurityError(
-                    f"KAFKA_SASL_OAUTH_TOKEN_FILE={str(self.path)!r} cannot be read "
-                    f"({exc.strerror or exc})"
-                ) from None
-        assert self._token is not None
+                raise
         return self._token
 
     async def token(self) -> str:
