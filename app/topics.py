@@ -82,8 +82,8 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
 
 
 async def create_pipeline_topics(settings: Settings) -> dict[str, bool]:
-    """Create the input, alert and dead-letter topics with TOPIC_PARTITIONS partitions and the
-    broker's default replication factor, unless they exist: {topic: created}. What the topics
+    """Create the input, alert and dead-letter topics with TOPIC_PARTITIONS partitions and 3
+    replicas (fewer with fewer brokers), unless they exist: {topic: created}. What the topics
     Job runs (``faust -A app create-topics``), with the same Kafka login as every other client.
     A topic that exists with another partition count is a :class:`TopicError`."""
     names = [settings.transactions_topic, settings.fraud_topic, settings.dlq_topic]
@@ -99,8 +99,10 @@ async def create_pipeline_topics(settings: Settings) -> dict[str, bool]:
         found = await _partition_counts(admin)
         missing = [name for name in names if name not in found]
         if missing:
-            # replication factor -1: the broker's default.replication.factor
-            topics = [NewTopic(name, settings.partitions, -1) for name in missing]
+            # aiokafka cannot ask for the broker's default: 3 copies, or one per broker if fewer
+            cluster = await admin.describe_cluster()
+            replicas = min(3, len(cluster["brokers"]))
+            topics = [NewTopic(name, settings.partitions, replicas) for name in missing]
             with contextlib.suppress(TopicAlreadyExistsError):  # another run was faster
                 await admin.create_topics(topics)
         deadline = time.monotonic() + 60
