@@ -126,8 +126,11 @@ class DetectorApp(faust.App):
 
 
 def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
-    """The same TLS context and login as every other client's, in Faust's terms: Faust hands
-    them to each consumer and producer it makes (``credentials_to_aiokafka_auth``)."""
+    """The same TLS context (with the client certificate, if any) and login as every other
+    client's, in Faust's terms: Faust hands them to each consumer and producer it makes
+    (``credentials_to_aiokafka_auth``)."""
+    if security.protocol == "SASL_SSL" and security.token is not None:
+        return faust.OAuthCredentials(oauth_cb=security.token, ssl_context=security.ssl_context)
     if security.protocol == "SASL_SSL" and security.password is not None:
         return faust.SASLCredentials(
             username=security.username,

@@ -2,7 +2,8 @@
 
 ``pair`` and ``top`` ask the live cluster through any worker's web port (the worker routes to the
 owner of the key); ``dump-store`` reads a stopped worker's RocksDB files offline (what an operator
-finds on a volume); ``set-threshold`` changes the threshold of every running worker.
+finds on a volume); ``set-threshold`` changes the threshold of every running worker;
+``create-topics`` creates the pipeline's topics (the topics Job on Kubernetes).
 Every command prints a table for people and ``--json`` for programs.
 """
 
@@ -25,7 +26,7 @@ from app import models
 from app.app import app, settings
 from app.control import publish_threshold, threshold_cents
 from app.errors import KafkaUnavailable, SettingsError
-from app.topics import TopicError
+from app.topics import TopicError, create_pipeline_topics
 from app.windowing import PairWindows
 
 JSON = option("--json", "as_json", is_flag=True, default=False, help="Print JSON for programs.")
@@ -112,6 +113,20 @@ async def set_threshold(self: AppCommand, dollars: str) -> None:
     except (KafkaUnavailable, TopicError) as exc:
         raise SystemExit(f"set-threshold: {exc}") from None
     print(f"threshold set to {models.dollars(cents)} on {settings.control_topic}")
+
+
+@app.command()
+async def create_topics(self: AppCommand) -> None:
+    """Create the input, alert and dead-letter topics (TOPIC_PARTITIONS partitions each) if
+    they do not exist, with the Kafka login of the worker; idempotent."""
+    try:
+        created = await create_pipeline_topics(settings)
+    except (KafkaUnavailable, TopicError) as exc:
+        print(f"create-topics: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for name, new in created.items():
+        state = "created" if new else "exists"
+        print(f"topic {name}: {settings.partitions} partitions ({state})")
 
 
 async def _get(url: str | None, path: str) -> Any:

@@ -81,6 +81,49 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
         await admin.close()
 
 
+async def create_pipeline_topics(settings: Settings) -> dict[str, bool]:
+    """Create the input, alert and dead-letter topics with TOPIC_PARTITIONS partitions and 3
+    replicas (fewer with fewer brokers), unless they exist: {topic: created}. What the topics
+    Job runs (``faust -A app create-topics``), with the same Kafka login as every other client.
+    A topic that exists with another partition count is a :class:`TopicError`."""
+    names = [settings.transactions_topic, settings.fraud_topic, settings.dlq_topic]
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, **settings.security.client_options()
+    )
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise await kafka_unavailable(settings, exc) from None
+    try:
+        found = await _partition_counts(admin)
+        missing = [name for name in names if name not in found]
+        if missing:
+            # aiokafka cannot ask for the broker's default: 3 copies, or one per broker if fewer
+            cluster = await admin.describe_cluster()
+            replicas = min(3, len(cluster["brokers"]))
+            topics = [NewTopic(name, settings.partitions, replicas) for name in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):  # another run was faster
+                await admin.create_topics(topics)
+        deadline = time.monotonic() + 60
+        while any(name not in found for name in names):
+            if time.monotonic() > deadline:
+                absent = ", ".join(name for name in names if name not in found)
+                raise TopicError(f"topics {absent} were created but do not show on the broker")
+            await asyncio.sleep(0.2)
+            found = await _partition_counts(admin)
+    finally:
+        await admin.close()
+    wrong = {name: found[name] for name in names if found[name] != settings.partitions}
+    if wrong:
+        listing = ", ".join(f"{name} has {count}" for name, count in wrong.items())
+        raise TopicError(
+            f"TOPIC_PARTITIONS={settings.partitions} but {listing} partitions: change the "
+            "setting or the topic"
+        )
+    return {name: name in missing for name in names}
+
+
 async def kafka_unavailable(settings: Settings, exc: BaseException) -> KafkaUnavailable:
     """The error for a client that could not start: the refused login or certificate if that
     was it (one line, without the password), else the connection failure."""

@@ -92,7 +92,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     out.add_argument("--no-progress", action="store_true", help="no progress display")
     out.add_argument("-v", "--verbose", action="store_true", help="show Kafka client logs")
-    add_security_arguments(parser.add_argument_group("Kafka security (TLS, SASL login)"))
+    add_security_arguments(
+        parser.add_argument_group("Kafka security (TLS, client certificate, SASL login)")
+    )
 
     amount = parser.add_argument_group("how much and how fast")
     amount.add_argument(

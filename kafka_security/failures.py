@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import struct
 
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
@@ -24,6 +25,11 @@ from aiokafka.protocol.metadata import MetadataRequest
 
 from kafka_security.config import KafkaSecurity
 
+# ApiVersions v0 (served by every broker version), request header v1, client id "probe": any
+# request makes a broker that accepted the client answer, and one that did not send its alert.
+_API_VERSIONS_REQUEST = (lambda body: struct.pack(">i", len(body)) + body)(
+    struct.pack(">hhih", 18, 0, 7, 5) + b"probe"
+)
 # OpenSSL's verify codes for a certificate that does not name the host that was asked for.
 _NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
@@ -46,6 +52,12 @@ async def explain_refusal(
                 timeout,
             )
         except SaslAuthenticationFailed:
+            if security.token is not None:
+                return (
+                    f"{where} refused the OAUTHBEARER token of KAFKA_SASL_OAUTH_TOKEN_FILE="
+                    f"{str(security.token.path)!r} (SASL authentication failed): is it expired, "
+                    "or meant for another cluster?"
+                )
             user = security.username
             return f"{where} refused the login of user {user!r} (SASL authentication failed)"
         except UnsupportedSaslMechanismError:
@@ -70,12 +82,18 @@ async def explain_refusal(
                     f"{where} closed the connection of this plaintext client: if its listener "
                     "uses TLS, set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)"
                 )
+            refusal = await _certificate_refusal(host, port, security, timeout)
+            if refusal:
+                return refusal
             continue
         except (KafkaError, OSError, TimeoutError):
             continue  # not reachable: nothing to say about security
         try:
             await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
         except (KafkaError, OSError, TimeoutError):
+            refusal = await _certificate_refusal(host, port, security, timeout)
+            if refusal:
+                return refusal
             if security.protocol == "SSL":
                 return (
                     f"{where} closed the connection after the TLS handshake: it may require a "
@@ -85,6 +103,49 @@ async def explain_refusal(
         finally:
             conn.close()
         return None
+    return None
+
+
+async def _certificate_refusal(
+    host: str, port: int, security: KafkaSecurity, timeout: float
+) -> str | None:
+    """Why a broker that asks for client certificates ended the TLS session, or None.
+
+    With TLS 1.3 the client's handshake is over before the broker has checked the client's
+    certificate: the broker's verdict is a TLS alert on the first read, which aiokafka reports
+    as a closed connection. One request on a bare TLS connection shows the alert.
+    """
+    if security.ssl_context is None:
+        return None
+    where = f"Kafka at {host}:{port}"
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=security.ssl_context), timeout
+        )
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(_API_VERSIONS_REQUEST)
+        await asyncio.wait_for(writer.drain(), timeout)
+        await asyncio.wait_for(reader.read(4), timeout)
+    except ssl.SSLError as exc:
+        if "ALERT" not in (exc.reason or ""):
+            return None
+        alert = (exc.reason or "").lower().replace("_", " ")
+        if security.certfile is None:
+            return (
+                f"{where} refused this client without a certificate (TLS {alert}): it asks for "
+                "one; set KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE"
+            )
+        return (
+            f"{where} refused the client certificate of KAFKA_SSL_CERTFILE="
+            f"{str(security.certfile)!r} (TLS {alert}): it must be signed by a CA the broker "
+            "trusts"
+        )
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
     return None
 
 

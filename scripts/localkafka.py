@@ -2,8 +2,10 @@
 
 The broker's jars are resolved once with Maven (scripts/kafka-jars/pom.xml) into
 .cache/kafka/<version>/libs; each broker keeps its config, data, logs and pid file in one data dir.
-With `secure=True` (`scripts/kafka --secure ...`) its client listener is SASL_SSL: TLS with a
-certificate made here by the `openssl` CLI, SCRAM-SHA-512 logins for the users in `SASL_USERS`.
+With a `login` (`scripts/kafka --secure[=LOGIN] ...`) its client listener uses TLS with a
+certificate made here by the `openssl` CLI and asks each client for one kind of login (`LOGINS`):
+SCRAM-SHA-512 or PLAIN passwords, a client certificate (mutual TLS), or an OAUTHBEARER token
+(Kafka's unsecured JWS: for tests only), for the users in `SASL_USERS`.
 Stdlib only, except `create_topics` and the secure broker's readiness check, which use aiokafka
 and the project's kafka_security from the project's venv.
 Run `python scripts/localkafka.py --help` for the CLI (`scripts/kafka` wraps it).
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -39,13 +43,22 @@ CACHE_ROOT = REPO / ".cache" / "kafka"
 DEFAULT_DATA_DIR = REPO / ".run" / "kafka"
 DEFAULT_SECURE_DATA_DIR = REPO / ".run" / "kafka-secure"
 HOST = "127.0.0.1"
-# The secure broker's SCRAM users: the broker itself (and this script's admin client), and the
-# user the worker, generator and viewer log in as.
+# The secure broker's users: the broker itself (and this script's admin client), and the user
+# the worker, generator and viewer log in as.
 ADMIN_USER = "admin"
 CLIENT_USER = "fraud"
 SASL_USERS = (ADMIN_USER, CLIENT_USER)
 SASL_MECHANISM = "SCRAM-SHA-512"
 CERTIFICATE_NAMES = (HOST, "localhost")
+# The kinds of login a secure broker asks for: its listener (protocol, SASL mechanism) and the
+# words `start` and `status` use for it.
+LOGINS: dict[str, tuple[str, str | None, str]] = {
+    "scram": ("SASL_SSL", SASL_MECHANISM, f"SASL_SSL, {SASL_MECHANISM}"),
+    "plain": ("SASL_SSL", "PLAIN", "SASL_SSL, PLAIN"),
+    "mtls": ("SSL", None, "SSL, client certificates required"),
+    "oauth": ("SASL_SSL", "OAUTHBEARER", "SASL_SSL, OAUTHBEARER with unsecured JWS tokens"),
+}
+TOKEN_LIFETIME_S = 24 * 3600
 
 T = TypeVar("T")
 
@@ -210,6 +223,12 @@ extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = {names}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 """
 
 
@@ -224,13 +243,18 @@ def _openssl(*args: str, cwd: Path) -> None:
         )
 
 
-def make_certificates(directory: Path, names: Sequence[str] = CERTIFICATE_NAMES) -> Path:
-    """A CA (`ca.pem`) and a broker certificate it signed for `names` (IP addresses and DNS
-    names), written once into `directory` with the openssl CLI; returns the CA's path.
+def make_certificates(
+    directory: Path, names: Sequence[str] = CERTIFICATE_NAMES, clients: Sequence[str] = SASL_USERS
+) -> Path:
+    """A CA (`ca.pem`), a broker certificate it signed for `names` (IP addresses and DNS
+    names) and a client certificate for each of `clients`, written once into `directory` with
+    the openssl CLI; returns the CA's path.
 
     `broker.pem` holds the broker's private key and its certificate chain, the one-file PEM key
-    store Kafka reads (`ssl.keystore.type=PEM`), readable by its owner only. The CA's key is
-    deleted once the broker's certificate is signed: nothing else can be signed by that CA.
+    store Kafka reads (`ssl.keystore.type=PEM`); `clients/<name>.crt` and `clients/<name>.key`
+    are a client's certificate (subject `CN=<name>`) and its PKCS#8 key. The keys are readable
+    by their owner only. The CA's key is deleted once everything is signed: nothing else can be
+    signed by that CA.
     """
     ca = directory / "ca.pem"
     if (directory / "broker.pem").exists():
@@ -243,7 +267,9 @@ def make_certificates(directory: Path, names: Sequence[str] = CERTIFICATE_NAMES)
         except ValueError:
             alt_names.append(f"DNS:{name}")
     (directory / "openssl.cnf").write_text(OPENSSL_CONFIG.format(names=", ".join(alt_names)))
+    (directory / "clients").mkdir(exist_ok=True)
     old_umask = os.umask(0o077)  # the keys: owner only
+    made = ["ca.key", "openssl.cnf", "broker.key", "broker.crt"]
     try:
         _openssl(
             *("req", "-x509", "-config", "openssl.cnf", "-extensions", "ca", "-newkey", "rsa:2048"),
@@ -251,26 +277,66 @@ def make_certificates(directory: Path, names: Sequence[str] = CERTIFICATE_NAMES)
             *("-subj", "/CN=fraud-detector local Kafka CA"),
             cwd=directory,
         )
-        _openssl(
-            *("req", "-new", "-config", "openssl.cnf", "-newkey", "rsa:2048", "-nodes"),
-            *("-keyout", "broker.key", "-out", "broker.csr", "-subj", f"/CN={names[0]}"),
-            cwd=directory,
-        )
-        _openssl(
-            *("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
-            *("-set_serial", f"0x{secrets.token_hex(16)}", "-days", "825", "-out", "broker.crt"),
-            *("-extfile", "openssl.cnf", "-extensions", "broker"),
-            cwd=directory,
-        )
+        signed = [("broker", names[0], "broker"), *((f"clients/{c}", c, "client") for c in clients)]
+        for stem, subject, extensions in signed:
+            made.append(f"{stem}.csr")
+            _openssl(
+                *("req", "-new", "-config", "openssl.cnf", "-newkey", "rsa:2048", "-nodes"),
+                *("-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", f"/CN={subject}"),
+                cwd=directory,
+            )
+            _openssl(
+                *("x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
+                *("-set_serial", f"0x{secrets.token_hex(16)}", "-days", "825"),
+                *("-out", f"{stem}.crt", "-extfile", "openssl.cnf", "-extensions", extensions),
+                cwd=directory,
+            )
         chain = [(directory / name).read_text() for name in ("broker.key", "broker.crt", "ca.pem")]
         (directory / "broker.tmp").write_text("".join(chain))
         (directory / "broker.tmp").rename(directory / "broker.pem")  # complete or absent
     finally:
         os.umask(old_umask)
-        for name in ("ca.key", "broker.key", "broker.csr", "broker.crt", "openssl.cnf"):
+        for name in made:
             (directory / name).unlink(missing_ok=True)
     ca.chmod(0o644)  # the CA certificate is public: clients read it
     return ca
+
+
+def encrypt_key(key: Path, password_file: Path, out: Path) -> Path:
+    """`key` encrypted (PKCS#8, AES-256) with the password in `password_file`, written to `out`."""
+    old_umask = os.umask(0o077)
+    try:
+        _openssl(
+            *("pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", str(key), "-out", str(out)),
+            *("-passout", f"file:{password_file}"),
+            cwd=out.parent,
+        )
+    finally:
+        os.umask(old_umask)
+    return out
+
+
+def _base64url(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unsecured_token(subject: str, lifetime_s: float = TOKEN_LIFETIME_S) -> str:
+    """An unsecured JWS (`alg: none`) for `subject`, valid for `lifetime_s` seconds from now
+    (negative: already expired): what Kafka's built-in OAUTHBEARER validator accepts."""
+    now = int(time.time())
+    claims = {"sub": subject, "iat": now, "exp": now + int(lifetime_s), "scope": "kafka"}
+    return f"{_base64url({'alg': 'none'})}.{_base64url(claims)}."
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only, replacing it whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.rename(path)
 
 
 @contextlib.contextmanager
@@ -333,9 +399,10 @@ logger.request.level = warn
 class LocalKafka:
     """One single-node KRaft broker (broker + controller in one JVM) living in `data_dir`.
 
-    With `secure=True` the client listener is SASL_SSL (the controller's stays PLAINTEXT on
-    127.0.0.1): its certificate and CA are in `tls_dir`, the SCRAM users' passwords in files
-    under `users_dir`, made on first start; `client_env()` gives a client's settings.
+    With a `login` (one of `LOGINS`; `secure=True` is "scram") the client listener uses TLS and
+    asks for that login (the controller's stays PLAINTEXT on 127.0.0.1): its certificates and
+    CA are in `tls_dir`, the users' passwords, tokens and key passwords in files under
+    `users_dir`, made on first start; `client_env()` gives a client's settings.
     """
 
     def __init__(
@@ -346,13 +413,34 @@ class LocalKafka:
         libs: Path | None = None,
         *,
         secure: bool = False,
+        login: str | None = None,
     ) -> None:
+        if login is not None and login not in LOGINS:
+            raise LocalKafkaError(f"unknown login {login!r}: one of {', '.join(LOGINS)}")
         self.data_dir = data_dir.resolve()
         self.port = port
         self.controller_port = controller_port
-        self.secure = secure
+        self.login = login or ("scram" if secure else None)
         self._libs = libs
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.login is not None
+
+    @property
+    def listener(self) -> str:
+        """The client listener's security protocol: PLAINTEXT, SSL or SASL_SSL."""
+        return LOGINS[self.login][0] if self.login else "PLAINTEXT"
+
+    @property
+    def mechanism(self) -> str | None:
+        """The SASL mechanism the client listener asks for (None: no SASL)."""
+        return LOGINS[self.login][1] if self.login else None
+
+    def describe(self) -> str:
+        """The client listener in a few words, e.g. `SASL_SSL, PLAIN`."""
+        return LOGINS[self.login][2] if self.login else "PLAINTEXT"
 
     @property
     def bootstrap(self) -> str:
@@ -373,17 +461,49 @@ class LocalKafka:
     def password_file(self, user: str) -> Path:
         return self.users_dir / f"{user}.password"
 
+    def token_file(self, user: str) -> Path:
+        """The file holding `user`'s OAUTHBEARER token (made fresh at each start)."""
+        return self.users_dir / f"{user}.token"
+
+    def certificate_file(self, user: str) -> Path:
+        return self.tls_dir / "clients" / f"{user}.crt"
+
+    def key_file(self, user: str) -> Path:
+        """`user`'s private key; the client user's is encrypted with `key_password_file`."""
+        if user == CLIENT_USER:
+            return self.tls_dir / "clients" / f"{user}.encrypted.key"
+        return self.tls_dir / "clients" / f"{user}.key"
+
+    def key_password_file(self, user: str) -> Path:
+        return self.users_dir / f"{user}.key-password"
+
     def client_env(self, user: str = CLIENT_USER) -> dict[str, str]:
         """The environment of a worker, generator or viewer logging in as `user` (names as in
-        docs/settings.md; the password by file, never by value)."""
+        docs/settings.md; passwords, keys and tokens by file, never by value)."""
         env = {"KAFKA_BOOTSTRAP": self.bootstrap}
-        if self.secure:
+        if not self.login:
+            return env
+        env |= {
+            "KAFKA_SECURITY_PROTOCOL": self.listener,
+            "KAFKA_SSL_CAFILE": str(self.ca_file),
+        }
+        if self.login == "mtls":
             env |= {
-                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-                "KAFKA_SASL_MECHANISM": SASL_MECHANISM,
+                "KAFKA_SSL_CERTFILE": str(self.certificate_file(user)),
+                "KAFKA_SSL_KEYFILE": str(self.key_file(user)),
+            }
+            if user == CLIENT_USER:
+                env["KAFKA_SSL_KEY_PASSWORD_FILE"] = str(self.key_password_file(user))
+        elif self.login == "oauth":
+            env |= {
+                "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+                "KAFKA_SASL_OAUTH_TOKEN_FILE": str(self.token_file(user)),
+            }
+        else:
+            env |= {
+                "KAFKA_SASL_MECHANISM": str(self.mechanism),
                 "KAFKA_SASL_USERNAME": user,
                 "KAFKA_SASL_PASSWORD_FILE": str(self.password_file(user)),
-                "KAFKA_SSL_CAFILE": str(self.ca_file),
             }
         return env
 
@@ -399,8 +519,18 @@ class LocalKafka:
         except SecurityError as error:
             raise LocalKafkaError(f"{error}: start the broker of {self.data_dir} first") from None
 
+    def secrets(self) -> list[str]:
+        """Every password, key password and token of this broker's users, as written in their
+        files (what must never show in any output)."""
+        paths = [
+            *(self.password_file(user) for user in SASL_USERS),
+            *(self.key_password_file(user) for user in SASL_USERS),
+            *(self.token_file(user) for user in SASL_USERS),
+        ]
+        return [path.read_text().strip() for path in paths if path.exists()]
+
     def _passwords(self) -> dict[str, str]:
-        """Each SCRAM user's password, made once (random) and kept in a file only it can read."""
+        """Each user's password, made once (random) and kept in a file only it can read."""
         self.users_dir.mkdir(parents=True, exist_ok=True)
         passwords = {}
         for user in SASL_USERS:
@@ -411,6 +541,21 @@ class LocalKafka:
                     out.write(secrets.token_hex(16) + "\n")
             passwords[user] = path.read_text().strip()
         return passwords
+
+    def _client_keys(self) -> None:
+        """The client user's key, encrypted with a random password kept in a file (so a
+        client's key password is exercised too); the admin's key stays unencrypted."""
+        password_file = self.key_password_file(CLIENT_USER)
+        if not password_file.exists():
+            _write_private(password_file, secrets.token_hex(16) + "\n")
+        if not self.key_file(CLIENT_USER).exists():
+            plain = self.tls_dir / "clients" / f"{CLIENT_USER}.key"
+            encrypt_key(plain, password_file, self.key_file(CLIENT_USER))
+
+    def refresh_tokens(self) -> None:
+        """A fresh unsecured JWS for each user, valid for TOKEN_LIFETIME_S."""
+        for user in SASL_USERS:
+            _write_private(self.token_file(user), unsecured_token(user) + "\n")
 
     @property
     def properties_path(self) -> Path:
@@ -451,7 +596,7 @@ class LocalKafka:
         """Write server.properties and the log4j2 config for this broker."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_TEMPLATE.format(logs=self.log_dir))
-        listener = "SASL_SSL" if self.secure else "PLAINTEXT"
+        listener = self.listener
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -483,24 +628,49 @@ class LocalKafka:
 
     def _secure_settings(self) -> dict[str, str]:
         make_certificates(self.tls_dir)
-        admin_password = self._passwords()[ADMIN_USER]
-        # The broker logs in to itself (transaction markers go through the broker listener) as
-        # the admin user. This file is the only place the password is written: Kafka does not
-        # log it (tests/integration/test_security.py reads the logs for it).
-        login = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{ADMIN_USER}" password="{admin_password}";'
-        )
-        return {
-            "sasl.enabled.mechanisms": SASL_MECHANISM,
-            "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
-            f"listener.name.sasl_ssl.{SASL_MECHANISM.lower()}.sasl.jaas.config": login,
+        settings = {
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.tls_dir / "broker.pem"),
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": str(self.ca_file),
-            "ssl.client.auth": "none",
+            "ssl.client.auth": "required" if self.login == "mtls" else "none",
         }
+        if self.login == "mtls":
+            # The broker's own certificate is also its client certificate between listeners.
+            self._client_keys()
+            return settings
+        mechanism = str(self.mechanism)
+        prefix = f"listener.name.sasl_ssl.{mechanism.lower()}"
+        settings |= {
+            "sasl.enabled.mechanisms": mechanism,
+            "sasl.mechanism.inter.broker.protocol": mechanism,
+        }
+        if self.login == "oauth":
+            # The broker logs in to itself with an unsecured JWS of its own making, and checks
+            # the clients' tokens with Kafka's default, unsecured validator: for tests only.
+            self.refresh_tokens()
+            settings[f"{prefix}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                f'unsecuredLoginStringClaim_sub="{ADMIN_USER}";'
+            )
+            return settings
+        passwords = self._passwords()
+        # The broker logs in to itself (transaction markers go through the broker listener) as
+        # the admin user. This file is the only place the passwords are written: Kafka does not
+        # log them (tests/integration/test_security.py reads the logs for them).
+        if self.login == "plain":
+            users = " ".join(f'user_{user}="{password}"' for user, password in passwords.items())
+            login = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{ADMIN_USER}" password="{passwords[ADMIN_USER]}" {users};'
+            )
+        else:
+            login = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{passwords[ADMIN_USER]}";'
+            )
+        settings[f"{prefix}.sasl.jaas.config"] = login
+        return settings
 
     def _run_tool(self, *args: str) -> str:
         command = [self._java(), "-cp", self._classpath(), "kafka.tools.StorageTool", *args]
@@ -519,7 +689,7 @@ class LocalKafka:
         scram = []
         # KRaft takes SCRAM users at format time, before any login is possible. StorageTool
         # reads them from its command line only: they are on it for the second it runs.
-        if self.secure:
+        if self.login == "scram":
             for user, password in self._passwords().items():
                 scram += ["--add-scram", f"{SASL_MECHANISM}=[name={user},password={password}]"]
         self._run_tool(
@@ -644,7 +814,7 @@ class LocalKafka:
         if pid is None:
             return f"stopped ({self.data_dir})"
         state = "answering" if self.answers() else "NOT answering"
-        listener = " (SASL_SSL)" if self.secure else ""
+        listener = f" ({self.describe()})" if self.secure else ""
         return f"running, pid {pid}, {state} on {self.bootstrap}{listener} ({self.data_dir})"
 
 
@@ -758,15 +928,29 @@ commands:
   create-topics  create the project's topics if missing: TRANSACTIONS_TOPIC (transactions),
                  FRAUD_TOPIC (fraud), DLQ_TOPIC (transactions-dlq), each with
                  TOPIC_PARTITIONS (8) partitions
-  client-env     print a client's settings as shell exports (with --secure: the SASL_SSL login
-                 of the user 'fraud', its password by file): eval "$(scripts/kafka --secure
-                 client-env)" before starting a worker, the generator or the viewer
+  client-env     print a client's settings as shell exports (with --secure: the login of the
+                 user 'fraud', its password, key or token by file): eval "$(scripts/kafka
+                 --secure client-env)" before starting a worker, the generator or the viewer
   jars           only resolve the broker's jars into .cache/kafka (with mvn)
 
---secure: a broker whose client port speaks SASL_SSL (SCRAM-SHA-512 over TLS; certificates made
-with openssl, passwords made at random, all in the data dir, default <repo>/.run/kafka-secure).
+--secure[=LOGIN]: a broker whose client port speaks TLS and asks for a login; certificates made
+with openssl, passwords, keys and tokens made at random, all in the data dir (default
+<repo>/.run/kafka-secure, or <repo>/.run/kafka-secure-LOGIN for a LOGIN other than scram).
+  scram  SASL_SSL with SCRAM-SHA-512 (the default)
+  plain  SASL_SSL with PLAIN
+  mtls   SSL with a client certificate required (signed by the broker's CA)
+  oauth  SASL_SSL with OAUTHBEARER; Kafka's unsecured JWS tokens, for tests only
 Pass it to every command for that broker.
 """
+
+
+def default_data_dir(login: str | None) -> Path:
+    """Where `scripts/kafka` keeps a broker of that login: one data dir per kind."""
+    if login is None:
+        return DEFAULT_DATA_DIR
+    if login == "scram":
+        return DEFAULT_SECURE_DATA_DIR
+    return DEFAULT_SECURE_DATA_DIR.with_name(f"kafka-secure-{login}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -781,12 +965,16 @@ def main(argv: list[str] | None = None) -> int:
         choices=["start", "stop", "status", "logs", "create-topics", "client-env", "jars"],
     )
     parser.add_argument(
-        "--secure", action="store_true", help="a broker with a SASL_SSL listener (see below)"
+        "--secure",
+        choices=list(LOGINS),
+        metavar="LOGIN",
+        help="--secure or --secure=LOGIN: a broker with a TLS listener that asks for a login "
+        "(see below)",
     )
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="default: <repo>/.run/kafka, with --secure <repo>/.run/kafka-secure",
+        help="default: <repo>/.run/kafka, with --secure <repo>/.run/kafka-secure[-LOGIN]",
     )
     parser.add_argument(
         "--port",
@@ -802,9 +990,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-n", "--lines", type=int, default=50, help="logs: lines to show")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
-    args = parser.parse_args(argv)
-    data_dir = args.data_dir or (DEFAULT_SECURE_DATA_DIR if args.secure else DEFAULT_DATA_DIR)
-    kafka = LocalKafka(data_dir, args.port, args.controller_port, secure=args.secure)
+    # A bare --secure is --secure=scram (an optional value would swallow the command after it).
+    given = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(["--secure=scram" if arg == "--secure" else arg for arg in given])
+    data_dir = args.data_dir or default_data_dir(args.secure)
+    kafka = LocalKafka(data_dir, args.port, args.controller_port, login=args.secure)
     try:
         if args.command == "jars":
             print(ensure_jars())
@@ -813,14 +1003,15 @@ def main(argv: list[str] | None = None) -> int:
             was_running = kafka.pid() is not None
             kafka.start()
             verb = "already running" if was_running else "started"
-            listener = f" (SASL_SSL, {SASL_MECHANISM})" if kafka.secure else ""
+            listener = f" ({kafka.describe()})" if kafka.secure else ""
             took = time.monotonic() - started
             print(f"kafka {verb} on {kafka.bootstrap}{listener} in {took:.1f}s")
             print(f"logs: {kafka.server_log}")
             if kafka.secure:
                 same = [f"--port {args.port}"] if args.port != 9092 else []
                 same += [f"--data-dir {shlex.quote(str(args.data_dir))}"] if args.data_dir else []
-                command = " ".join(["scripts/kafka --secure", *same, "client-env"])
+                secure = "--secure" if kafka.login == "scram" else f"--secure={kafka.login}"
+                command = " ".join(["scripts/kafka", secure, *same, "client-env"])
                 print(f'client settings: eval "$({command})"')
         elif args.command == "stop":
             kafka.stop()
@@ -841,6 +1032,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = "created" if name in created else "exists"
                 print(f"topic {name}: {partitions} partitions ({state})")
         elif args.command == "client-env":
+            if kafka.login == "oauth":
+                kafka.refresh_tokens()  # each client-env hands out tokens valid for a day
             for name, value in kafka.client_env().items():
                 print(f"export {name}={shlex.quote(value)}")
     except LocalKafkaError as error:

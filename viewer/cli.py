@@ -110,7 +110,9 @@ def add_kafka_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
         default=env.get("FRAUD_TOPIC") or DEFAULT_TOPIC,
         help=f"topic of alert records [env: FRAUD_TOPIC, default: {DEFAULT_TOPIC}]",
     )
-    add_security_arguments(parser.add_argument_group("Kafka security (TLS, SASL login)"))
+    add_security_arguments(
+        parser.add_argument_group("Kafka security (TLS, client certificate, SASL login)")
+    )
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ If an upgrade of faust-streaming changes one of these, this fails before the pip
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 from faust.stores import rocksdb
@@ -14,6 +15,7 @@ from faust.topics import Topic
 from faust.transport import producer as base_producer
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as driver
+from localkafka import make_certificates
 
 from app import app, settings
 from app.app import broker_credentials
@@ -50,6 +52,13 @@ def test_the_worker_runs_on_uvloop() -> None:
     assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
 
 
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tls")
+    make_certificates(directory)
+    return directory
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -61,9 +70,33 @@ def test_the_worker_runs_on_uvloop() -> None:
             "KAFKA_SASL_USERNAME": "fraud",
             "KAFKA_SASL_PASSWORD": "pw",
         },
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "PLAIN",
+            "KAFKA_SASL_USERNAME": "fraud",
+            "KAFKA_SASL_PASSWORD": "pw",
+        },
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "KAFKA_SASL_OAUTH_TOKEN_FILE": "TOKEN_FILE",
+        },
+        # mutual TLS: the client certificate is in the TLS context, which Faust passes on
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_SSL_CERTFILE": "TLS/clients/admin.crt",
+            "KAFKA_SSL_KEYFILE": "TLS/clients/admin.key",
+        },
     ],
 )
-def test_faust_gives_its_clients_the_options_every_other_client_gets(env: dict[str, str]) -> None:
+def test_faust_gives_its_clients_the_options_every_other_client_gets(
+    env: dict[str, str], tls: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "token").write_text("a.token.")
+    env = {
+        name: value.replace("TOKEN_FILE", str(tmp_path / "token")).replace("TLS", str(tls))
+        for name, value in env.items()
+    }
     security = KafkaSecurity.from_env(env)
     faust_options = driver.credentials_to_aiokafka_auth(broker_credentials(security))
     assert faust_options == security.client_options()

@@ -33,6 +33,7 @@ from tests.deploy.rendering import (
 
 VENV_BIN = Path(sys.executable).parent
 WORKER_COMMAND = ["faust", "-A", "app", "worker", "-l", "info"]
+TOPICS_COMMAND = ["faust", "-A", "app", "create-topics"]  # the topics Job
 # `python -m <module>` and its console script: the programs of the image besides the worker.
 MODULES = {
     "generator": "fraud-generator",
@@ -85,7 +86,7 @@ def test_every_container_runs_a_known_command(
                 known = {"faust", *MODULES, *MODULES.values()}
                 assert program in known, f"{where} runs {command}: not a program of the image"
                 if program == "faust":
-                    assert command == WORKER_COMMAND, f"{where} runs {command}"
+                    assert command in (WORKER_COMMAND, TOPICS_COMMAND), f"{where} runs {command}"
                 continue
             # Other images (apache/kafka) run a script that this tree mounts.
             assert command[0] == "/bin/sh" and len(command) == 2, f"{where} runs {command}"

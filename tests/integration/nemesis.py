@@ -283,7 +283,16 @@ class Nemesis:
             "dead letters differing": wrong[:10],
         }
         if any(problems.values()):
-            raise AssertionError(f"{out.report()}\n{problems}")
+            details = [
+                json.loads(w.value or b"{}")
+                for w in dlq
+                if w.value
+                and (lambda d: (d["partition"], d["offset"]) not in expected.dead)(
+                    json.loads(w.value)
+                )
+            ]
+            raise AssertionError(f"{out.report()}\n{problems}\nunexpected dead letters: "
+                                 f"{[(d['partition'], d['offset'], d.get('detail'), d.get('raw')) for d in details[:5]]}")  # fmt: skip
         assert_alerts(fraud, expected, crossing_order=False)
         await wait_committed(
             pipeline.bootstrap, pipeline.env["APP_ID"], pipeline.topics["transactions"], 120
