@@ -103,6 +103,7 @@ def _versus(
     whole = _ratio(a.get(key), b.get(key))
     after_start = _ratio(a.get(f"steady_{key}"), b.get(f"steady_{key}"))
     unit = "tx/s" if key == "tx_per_s" else "tx per CPU-s"
+    ratio: float | None
     if steady and after_start is not None:
         ratio = after_start
         figures = f"steady {_fmt(a.get(f'steady_{key}'))} / {_fmt(b.get(f'steady_{key}'))} {unit}"
@@ -128,7 +129,7 @@ def _versus(
 
 
 def _latency(results: dict[str, Any], rate: int) -> dict[str, Any]:
-    at = next((x for x in results.get("latency", []) if x["rate"] == rate), {})
+    at: dict[str, Any] = next((x for x in results.get("latency", []) if x["rate"] == rate), {})
     p99 = at.get("p99_ms")
     lag = at.get("lag_at_end")
     return {
