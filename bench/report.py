@@ -351,7 +351,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         values = [s.get(key) or 0 for s in systems]
         bars = ax.bar(range(len(systems)), values, color=colours)
         ax.set_title(title)
-        ax.set_xticks(range(len(systems)), labels, fontsize=7)
+        ax.set_xticks(range(len(systems)), labels, fontsize=7, rotation=30, ha="right")
         ax.set_yscale("log" if key != "peak_rss_mb" else "linear")
         for bar, value in zip(bars, values, strict=True):
             ax.annotate(
@@ -377,7 +377,13 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.suptitle(
         f"fraud-detector benchmark {results['name']}: "
-        f"{results['dataset']['transactions']:,} transactions, {results['machine']['cores']} cores"
+        f"{results['dataset']['transactions']:,} transactions"
+        + (
+            f" (cold pairs), {results['hot_dataset']['transactions']:,} (hot pairs)"
+            if results.get("hot_dataset")
+            else ""
+        )
+        + f", {results['machine']['cores']} cores"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
