@@ -1,6 +1,6 @@
 """`make bench`: measure the worker against the limit and its peers; write bench/results/.
 
-    .venv/bin/python -m bench [--count N] [--cap SECONDS] [--phases limit,worker,...]
+    .venv/bin/python -m bench [--count N] [--hot-count N] [--cap SECONDS] [--phases limit,...]
 
 Writes bench/results/<name>.json (every figure), <name>.md (the tables), <name>.png (a chart,
 git-ignored) and profile-<name>.txt (py-spy, top functions); prints the ratios. <name> is
@@ -42,6 +42,13 @@ def parse(argv: list[str] | None) -> Options:
         type=int,
         default=int(env.get("BENCH_COUNT", "1000000")),
         help="transactions in the pre-filled topic [env: BENCH_COUNT, default 1000000]",
+    )
+    parser.add_argument(
+        "--hot-count",
+        type=int,
+        default=int(env.get("BENCH_HOT_COUNT", "50000")),
+        help="transactions in the hot-pair topic (10 accounts) of the worker and peers phases; "
+        "0: none [env: BENCH_HOT_COUNT, default 50000]",
     )
     parser.add_argument(
         "--cap",
@@ -92,6 +99,7 @@ def parse(argv: list[str] | None) -> Options:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     return Options(
         count=args.count,
+        hot_count=args.hot_count,
         cap_seconds=args.cap,
         latency_seconds=args.latency_seconds,
         profile_seconds=args.profile_seconds,

@@ -8,6 +8,12 @@ close during the run. Structuring scenarios (one per 2,500 transactions, every t
 miss) come from the first stream only: scenario account ids depend on the scenario's index, so
 two streams with scenarios would mix two cases into one pair.
 
+The hot-pair data set (`HOT`) is the original Go generator's shape: 10 accounts, 90 pairs, each
+pair seen over and over. Its streams are twenty times sparser (20 ms mean gap each), so 50,000
+transactions span about the same 8 minutes of event time as 1,000,000 cold ones (panes turn over
+and 2-minute window ends close during the run); it has no injected scenarios, as every window of
+every pair is far above the threshold anyway.
+
 `describe` computes, from the records alone, what any correct detector must find: the windows
 above the threshold, all of them (what a bounded Flink job fires at end of input) and those
 already closed by each partition's watermark when the input ends (what a streaming job that is
@@ -34,25 +40,44 @@ SLIDE_MS = 120_000
 THRESHOLD_CENTS = 10_000_00
 
 
-def records(count: int, seed: int = 1) -> Iterator[Record]:
+@dataclass(frozen=True)
+class Shape:
+    """What sets a data set apart: its accounts, the mean gap of each of its two streams, and
+    whether the first stream carries injected structuring scenarios."""
+
+    accounts: int
+    mean_gap_ms: int
+    scenarios: bool
+
+
+COLD = Shape(accounts=ACCOUNTS, mean_gap_ms=1, scenarios=True)  # ~ one pair per transaction
+HOT = Shape(accounts=10, mean_gap_ms=20, scenarios=False)  # 90 pairs, as the Go generator
+
+
+def records(count: int, seed: int = 1, shape: Shape = COLD) -> Iterator[Record]:
     """The data set: `count` records, in event-time order."""
     first = count // 2
     with_scenarios = GeneratorConfig(
         count=first,
-        accounts=ACCOUNTS,
+        accounts=shape.accounts,
         seed=seed,
-        mean_gap_ms=1,
-        scenarios=max(1, count // RECORDS_PER_SCENARIO),
+        mean_gap_ms=shape.mean_gap_ms,
+        scenarios=max(1, count // RECORDS_PER_SCENARIO) if shape.scenarios else 0,
     )
-    plain = GeneratorConfig(count=count - first, accounts=ACCOUNTS, seed=seed + 1, mean_gap_ms=1)
+    plain = GeneratorConfig(
+        count=count - first, accounts=shape.accounts, seed=seed + 1, mean_gap_ms=shape.mean_gap_ms
+    )
     return heapq.merge(
         generate(with_scenarios), generate(plain), key=lambda r: r.event_time_ms or 0
     )
 
 
-async def prefill(bootstrap: str, topic: str, count: int, seed: int = 1) -> float:
+async def prefill(
+    bootstrap: str, topic: str, count: int, seed: int = 1, shape: Shape = COLD
+) -> float:
     """Produce the data set into `topic` (keyed by pair, acks=all); returns the seconds taken."""
-    return await produce(bootstrap, topic, records(count, seed), count, client_id="bench-prefill")
+    batch = records(count, seed, shape)
+    return await produce(bootstrap, topic, batch, count, client_id="bench-prefill")
 
 
 async def produce(
@@ -102,7 +127,7 @@ def murmur_partition(key: bytes, partitions: int, cache: dict[bytes, int]) -> in
     return partition
 
 
-def describe(count: int, partitions: int, seed: int = 1) -> DataSetFacts:
+def describe(count: int, partitions: int, seed: int = 1, shape: Shape = COLD) -> DataSetFacts:
     """Facts about the data set, for the report and for checking each system's output."""
     # pair -> [partition, last event ms]; pane totals only for pairs seen more than once.
     last: dict[bytes, list[int]] = {}
@@ -113,7 +138,7 @@ def describe(count: int, partitions: int, seed: int = 1) -> DataSetFacts:
     kinds: dict[str, int] = defaultdict(int)
     scenarios: dict[str, set[int]] = defaultdict(set)
     first_ms = None
-    for record in records(count, seed):
+    for record in records(count, seed, shape):
         key = record.key or b""
         t = record.event_time_ms or 0
         cents = record.amount_cents or 0
@@ -153,7 +178,7 @@ def describe(count: int, partitions: int, seed: int = 1) -> DataSetFacts:
     scenario_records = kinds["structuring"] + kinds["near_miss"]
     return DataSetFacts(
         transactions=count,
-        accounts=ACCOUNTS,
+        accounts=shape.accounts,
         distinct_pairs=len(last),
         pairs_in_state_at_end=in_state,
         structuring_records=kinds["structuring"],
