@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv kafka-jars lint test test-fast demo kafka-start kafka-stop clean
+.PHONY: venv kafka-jars lint test test-fast demo nemesis kafka-start kafka-stop clean
 .PHONY: prerequisites-demo prerequisites-test prerequisites-bench
 
 include manifests/deploy.mk
@@ -44,6 +44,11 @@ test-fast: $(STAMP) kustomize
 
 demo: prerequisites-demo $(STAMP) kafka-jars
 	scripts/demo
+
+# Random faults for NEMESIS_SECONDS (600) with NEMESIS_SEED (random, printed), then an exact
+# check of every alert; the report goes to .run/nemesis-SEED.json (docs/semantics.md).
+nemesis: prerequisites-test $(STAMP) kafka-jars
+	$(PY) -m tests.integration.nemesis
 
 kafka-start: $(STAMP) kafka-jars
 	scripts/kafka start

@@ -2,18 +2,18 @@
 minutes, then an exact check of everything the workers wrote.
 
 Run ``make nemesis`` (NEMESIS_SECONDS, 600; NEMESIS_SEED, random unless given) or
-``python -m tests.integration.nemesis --seconds 120 --seed 7``; tests/integration/test_nemesis.py
-runs a short one in ``make test``. The schedule is printed at the start and the same seed replays
-it (the moments the faults hit the workers' work vary with the machine's speed).
+``python -m tests.integration.nemesis --seconds 120 --seed 7``. The schedule is printed at the
+start and the same seed replays it (the moments the faults hit the workers' work vary with the
+machine's speed).
 
 The stream: structuring bursts, noise, malformed records and out-of-order ones (within the
 out-of-orderness bound, so no event is late under either watermark rule: the expected set does
-not depend on how the partitions interleave), keyed and unkeyed (by pair). It goes out in chunks, one
-before each fault; a fault hits the workers while they work on it. At the end the faults stop,
-every worker of the base set runs, closing transactions end the input, and the outcome must be
-exactly the reference's (tests/reference.py): 0 missing and 0 unexpected ``window_closed``
-alerts, no alert_id with two contents, every bad record in the DLQ with its reason, every input
-offset committed (lag 0).
+not depend on how the partitions interleave), keyed and unkeyed (by pair). It goes out in
+chunks, one before each fault; a fault hits the workers while they work on it. At the end the
+faults stop, every worker of the base set runs, closing transactions end the input, and the
+outcome must be exactly the reference's (tests/reference.py): 0 missing and 0 unexpected
+``window_closed`` alerts, no alert_id with two contents, every bad record in the DLQ with its
+reason, every input offset committed (lag 0). Network faults are not in it yet.
 """
 
 from __future__ import annotations
