@@ -185,11 +185,10 @@ def assert_refused(
         assert finished.err.count("\n") == 1, finished.err
 
 
+@pytest.mark.parametrize("login_kafka", ["mtls"], indirect=True)  # asks for certificates
 async def test_without_a_client_certificate_the_client_is_told_to_set_one(
     login_kafka: LocalKafka, tmp_path: Path
 ) -> None:
-    if login_kafka.login != "mtls":
-        pytest.skip("only a broker that asks for client certificates")
     env = {
         name: value
         for name, value in login_kafka.client_env().items()
@@ -204,11 +203,10 @@ async def test_without_a_client_certificate_the_client_is_told_to_set_one(
     assert_refused("generator", line, finished, message, login_kafka)
 
 
+@pytest.mark.parametrize("login_kafka", ["oauth"], indirect=True)
 async def test_each_new_connection_logs_in_with_the_token_the_file_holds_now(
     login_kafka: LocalKafka, tmp_path: Path
 ) -> None:
-    if login_kafka.login != "oauth":
-        pytest.skip("only the OAUTHBEARER broker")
     topic = TopicFactory(login_kafka.bootstrap, login_kafka.client_options()).create(
         partitions=1, transactions="transactions"
     )["transactions"]
