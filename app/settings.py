@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 from app.errors import SettingsError
 from kafka_security import SECURITY_HELP, KafkaSecurity, Secret, SecurityError
+from kafka_security.secret import read_secret
 
 _Getter: TypeAlias = Callable[[str], str]
 
@@ -291,16 +292,10 @@ def _web_token(value: str, path: str) -> Secret | None:
     name = "WEB_TOKEN"
     if path:
         name = f"WEB_TOKEN_FILE={path!r}"
-        try:
-            value = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SettingsError(f"{name} cannot be read ({exc.strerror or exc})") from None
-        except UnicodeDecodeError:
-            raise SettingsError(f"{name} is not UTF-8 text") from None
-        # `echo token > file` ends the file with a newline; a token never does.
-        value = value.removesuffix("\n").removesuffix("\r")
-        if not value:
-            raise SettingsError(f"{name} is empty")
+        try:  # read as the Kafka secrets are: its messages never quote the content
+            value = read_secret("WEB_TOKEN_FILE", path).reveal()
+        except SecurityError as exc:
+            raise SettingsError(str(exc)) from None
     if not value:
         return None
     if not _BEARER_TOKEN.fullmatch(value):
