@@ -36,15 +36,7 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
     internal = {settings.pairs_topic: {}, settings.ticks_topic: {"retention.ms": "3600000"}}
     for table in tables:
         internal[changelog_topic(settings, table)] = {"cleanup.policy": "compact"}
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap, **settings.security.client_options()
-    )
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        await admin.close()
-        # the worker's first connection: a refused login or certificate shows here
-        raise await kafka_unavailable(settings, exc) from None
+    admin = await _admin(settings)
     try:
         deadline = time.monotonic() + timeout
         created = False
@@ -87,14 +79,7 @@ async def create_pipeline_topics(settings: Settings) -> dict[str, bool]:
     Job runs (``faust -A app create-topics``), with the same Kafka login as every other client.
     A topic that exists with another partition count is a :class:`TopicError`."""
     names = [settings.transactions_topic, settings.fraud_topic, settings.dlq_topic]
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap, **settings.security.client_options()
-    )
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        await admin.close()
-        raise await kafka_unavailable(settings, exc) from None
+    admin = await _admin(settings)
     try:
         found = await _partition_counts(admin)
         missing = [name for name in names if name not in found]
@@ -122,6 +107,20 @@ async def create_pipeline_topics(settings: Settings) -> dict[str, bool]:
             "setting or the topic"
         )
     return {name: name in missing for name in names}
+
+
+async def _admin(settings: Settings) -> AIOKafkaAdminClient:
+    """An admin client, started. Its start is the first connection to Kafka: a refused login or
+    certificate shows there, as a :class:`KafkaUnavailable` that says which."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, **settings.security.client_options()
+    )
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise await kafka_unavailable(settings, exc) from None
+    return admin
 
 
 async def kafka_unavailable(settings: Settings, exc: BaseException) -> KafkaUnavailable:
