@@ -24,8 +24,8 @@ from app.app import app, settings
 from app.control import ControlFollower
 from app.detector import Detector
 from app.errors import Fenced
-from app.localstate import restart_afresh
-from app.progress import (
+from app.runtime.localstate import restart_afresh
+from app.runtime.watches import (
     CHECK_S,
     REREAD_S,
     STALL_S,
@@ -75,8 +75,8 @@ inputs = app.topic(
 
 
 def restart(reason: str) -> None:
-    """Restart in place with the tables rebuilt (app.localstate), unless the worker is stopping
-    anyway: a stop that takes long (Kafka unreachable) is no stall."""
+    """Restart in place with the tables rebuilt (app.runtime.localstate),
+    unless the worker is stopping anyway: a stop that takes long (Kafka unreachable) is no stall."""
     if not app.should_stop:
         restart_afresh(reason)
 
@@ -132,7 +132,7 @@ async def detect(stream: Any) -> None:
 
 async def _follow_on(message: Any) -> bool:
     """True if the record is to be processed now. Input records that never reached this
-    worker (app.progress.Gaps) are read again: the consumer seeks back to the first one
+    worker (app.runtime.watches.Gaps) are read again: the consumer seeks back to the first one
     missing, and the records read before it are left unprocessed and unacknowledged until the
     missing ones came (Faust's fetch loop drops records when a rebalance starts as it hands
     them over, and reads them again only at the next rebalance, if there is one;
@@ -208,7 +208,7 @@ async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | Non
 async def watch_progress() -> None:
     """Restart the worker when a changelog partition it restores is no longer read, when an
     input partition it owns has records waiting and none committed, or when skipped input
-    records it sought back to do not come (app.progress). Started with the app, not as a
+    records it sought back to do not come (app.runtime.watches). Started with the app, not as a
     Faust timer: those start only after the first recovery. It reads what Faust keeps, and
     asks Faust's consumer nothing: a call into the consumer's thread can wait there, and
     Faust's own calls queue behind it. End offsets and the group's commits come from

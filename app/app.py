@@ -12,12 +12,12 @@ import faust
 import mode.loop
 from faust.types.auth import CredentialsT
 
-from app.assignment import InputAssignor
-from app.delivery import DeliveringProducer
 from app.errors import KafkaUnavailable, SettingsError
-from app.fencing import FencedTable
-from app.localstate import mark_clean_stop, open_local_state, undelivered_batches
-from app.seeking import SeekingConsumer
+from app.runtime.assignment import InputAssignor
+from app.runtime.consumer import SeekingConsumer
+from app.runtime.fencing import FencedTable
+from app.runtime.localstate import mark_clean_stop, open_local_state, undelivered_batches
+from app.runtime.producer import DeliveringProducer
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
 from kafka_security import KafkaSecurity
@@ -73,11 +73,11 @@ class DetectorApp(faust.App):
         self.add_future(watch_progress())
 
     def _new_producer(self) -> Any:
-        # Faust's own, with a flush that waits for every record (app.delivery)
+        # Faust's own, with a flush that waits for every record (app.runtime.producer)
         return DeliveringProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     def _new_transport(self) -> Any:
-        # Faust's own, whose consumer also seeks partitions never committed (app.seeking)
+        # Faust's own, whose consumer also seeks partitions never committed (app.runtime.consumer)
         transport = super()._new_transport()
         transport.Consumer = SeekingConsumer  # type: ignore[misc]
         return transport
@@ -150,14 +150,14 @@ app = DetectorApp(
     broker_credentials=broker_credentials(settings.security),
     store=settings.store,
     datadir=str(settings.data_dir),
-    Table=FencedTable,  # changelog records name their writer: see app.fencing
+    Table=FencedTable,  # changelog records name their writer: see app.runtime.fencing
     topic_partitions=settings.partitions,
     table_standby_replicas=settings.standby_replicas,
     processing_guarantee=settings.processing_guarantee,
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
-    PartitionAssignor=InputAssignor,  # partitions added to the input (app.assignment)
+    PartitionAssignor=InputAssignor,  # partitions added to the input (app.runtime.assignment)
     consumer_metadata_max_age_ms=int(settings.metadata_max_age_s * 1000),
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,

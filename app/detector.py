@@ -158,7 +158,7 @@ class Detector:
                 self._save_clock(clock)
             await self._apply(clock, tx, source, value)
         else:  # unkeyed, keyed otherwise, or on a partition added to the input (no state
-            # partition of its own: app.assignment): re-key by pair, like Flink's keyBy
+            # partition of its own: app.runtime.assignment): re-key by pair, like Flink's keyBy
             await self.rekeyed.send(
                 key=tx.pair.encode(),
                 value=models.encode({"line": (value or b"").decode(), "p": partition, "o": offset}),
@@ -250,9 +250,9 @@ class Detector:
         partitions and may have moved them on. What it would write now would overwrite the new
         owner's state. Its local tables are behind the changelog too: the records it held go out
         after the new owner's, and their acknowledgements move its restore point past those.
-        So it restarts and rebuilds its tables from the changelog, where app.fencing drops the
-        records it held. The broker counts the session from the last heartbeat, which can have
-        gone out a heartbeat interval before the stop (seen: a worker stopped for 7.5 s was
+        So it restarts and rebuilds its tables from the changelog, where app.runtime.fencing
+        drops the records it held. The broker counts the session from the last heartbeat, which can
+        have gone out a heartbeat interval before the stop (seen: a worker stopped for 7.5 s was
         dropped with an 8 s session timeout), so that much less is enough."""
         # None until the first beat: nothing to measure a gap from yet
         if self.last_beat is None:

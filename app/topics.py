@@ -59,7 +59,7 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
         if settings.control_topic not in found:  # one partition: every worker reads all of it
             config = {"cleanup.policy": "compact"}
             await _create(admin, [settings.control_topic], {settings.control_topic: config}, 1)
-        # The input may have more (partitions added later are re-keyed: app.assignment).
+        # The input may have more (partitions added later are re-keyed: app.runtime.assignment).
         wrong = {name: found[name] for name in internal if found[name] != settings.partitions}
         if found[settings.transactions_topic] < settings.partitions:
             wrong[settings.transactions_topic] = found[settings.transactions_topic]

@@ -1,5 +1,5 @@
 """The assignor that keeps the input co-partitioned with the state when partitions are added
-to the input topic (app.assignment), and the Faust methods it relies on, pinned."""
+to the input topic (app.runtime.assignment), and the Faust methods it relies on, pinned."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from faust.assignor import PartitionAssignor
 from faust.assignor.client_assignment import ClientAssignment
 
 from app import app
-from app.assignment import InputAssignor, _CappedCluster
+from app.runtime.assignment import InputAssignor, _CappedCluster
 
 INPUT = "transactions-test"
 

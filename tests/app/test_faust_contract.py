@@ -19,7 +19,7 @@ from localkafka import make_certificates
 
 from app import app, settings
 from app.app import broker_credentials
-from app.seeking import SeekingConsumer
+from app.runtime.consumer import SeekingConsumer
 from kafka_security import KafkaSecurity
 
 
@@ -144,7 +144,7 @@ def test_the_undelivered_batch_count_reads_attributes_aiokafka_has() -> None:
     import aiokafka
     from aiokafka.producer.message_accumulator import MessageAccumulator
 
-    from app.localstate import undelivered_batches
+    from app.runtime.localstate import undelivered_batches
 
     assert "_producer" in inspect.getsource(driver.Producer.on_stop)
     init = inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
@@ -182,9 +182,9 @@ async def test_an_undelivered_record_crashes_the_worker_once() -> None:
 
 
 def test_the_fenced_table_writes_its_changelog_as_faust_does() -> None:
-    # app.fencing.FencedTable.send_changelog is Faust's, plus a header and the write time
+    # app.runtime.fencing.FencedTable.send_changelog is Faust's, plus a header and the write time
     from app.agents import pair_windows
-    from app.fencing import FencedTable
+    from app.runtime.fencing import FencedTable
 
     assert isinstance(pair_windows, FencedTable)
     ours = inspect.signature(FencedTable.send_changelog)
@@ -229,11 +229,11 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
 
 
 def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:
-    # why app.delivery.DeliveringProducer waits for every record itself: Faust's buffer flush
-    # returns after 0.1 s without a send, with records still waiting
+    # why app.runtime.producer.DeliveringProducer waits for every record itself: Faust's
+    # buffer flush returns after 0.1 s without a send, with records still waiting
     from faust.transport.producer import ProducerBuffer
 
-    from app.delivery import DeliveringProducer
+    from app.runtime.producer import DeliveringProducer
 
     source = inspect.getsource(ProducerBuffer.flush_atmost)
     assert "timeout=0.1" in source and "except asyncio.TimeoutError:" in source
@@ -244,7 +244,7 @@ def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:
 
 
 def test_faust_s_seek_to_committed_leaves_uncommitted_partitions_where_they_are() -> None:
-    # app.seeking: aiokafka seeks only to a committed offset above 0, and Faust's end of a
+    # app.runtime.consumer: aiokafka seeks only to a committed offset above 0, and Faust's end of a
     # rebalance (Recovery._resume_streams -> perform_seek) goes through seek_to_committed
     from aiokafka import AIOKafkaConsumer
 
@@ -274,7 +274,7 @@ def test_a_message_marked_acknowledged_is_not_acknowledged_again() -> None:
 
 
 def test_faust_s_fetch_loop_drops_records_below_its_read_offset() -> None:
-    # app.seeking.SeekingConsumer.reread: why the records fetched before a seek back are
+    # app.runtime.consumer.SeekingConsumer.reread: why the records fetched before a seek back are
     # dropped before the loop sees them, and its read offset cleared for the awaited one
     source = inspect.getsource(Consumer._drain_messages)
     assert "getmany = self.getmany" in source

@@ -1,4 +1,4 @@
-"""Changelog records of a replaced writer are not restored (app.fencing).
+"""Changelog records of a replaced writer are not restored (app.runtime.fencing).
 
 Each case is a changelog partition read in order: (generation, write time) per record.
 """
@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.types import TP
 
-from app.fencing import GENERATION_HEADER, ChangelogFence, FencedTable, record_generation
+from app.runtime.fencing import GENERATION_HEADER, ChangelogFence, FencedTable, record_generation
 
 
 def admitted(records: list[tuple[int | None, int | None]]) -> list[bool]:

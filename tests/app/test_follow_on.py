@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 
 from app import agents
-from app.progress import Gaps
+from app.runtime.watches import Gaps
 
 TOPIC = TP("transactions", 2)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.localstate import CLEAN_STOP, mark_clean_stop, open_local_state, undelivered_batches
+from app.runtime.localstate import (
+    CLEAN_STOP,
+    mark_clean_stop,
+    open_local_state,
+    undelivered_batches,
+)
 
 
 def tables_with_a_db(root: Path) -> Path:

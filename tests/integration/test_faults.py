@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 from localkafka import LocalKafka, free_ports
 
-from app.fencing import GENERATION_HEADER
+from app.runtime.fencing import GENERATION_HEADER
 from generator import GeneratorConfig, generate
 from tests.conftest import TopicFactory
 from tests.integration.kafka_io import (
@@ -81,7 +81,7 @@ def report(
             "missing": 0,  # asserted
             "duplicates": duplicates(fraud),
             "recovery_s": [round(s, 1) for s in recovery_s],
-            # the worker's own remedies (app.localstate.restart_afresh, app.fencing)
+            # the worker's own remedies (app.runtime.localstate.restart_afresh, app.runtime.fencing)
             "restarts": logged(pipeline, r"restarting, the local tables rebuilt"),
             "fenced_records": logged(pipeline, r"(\d+) changelog records not restored"),
             "input_gaps": logged(pipeline, r"never reached this worker"),

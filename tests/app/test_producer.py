@@ -1,11 +1,11 @@
-"""The producer's flush waits for every record handed to it (app.delivery)."""
+"""The producer's flush waits for every record handed to it (app.runtime.producer)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from app.delivery import DeliveringProducer
+from app.runtime.producer import DeliveringProducer
 
 
 class Buffer:

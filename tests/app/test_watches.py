@@ -1,10 +1,10 @@
-"""A partition with records waiting and nothing read for STALL_S is stuck (app.progress)."""
+"""A partition with records waiting and nothing read for STALL_S is stuck (app.runtime.watches)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.progress import Excuse, Gaps, ProgressWatch, input_progress, waiting
+from app.runtime.watches import Excuse, Gaps, ProgressWatch, input_progress, waiting
 
 
 def test_a_partition_read_no_further_while_records_wait_is_stuck() -> None:

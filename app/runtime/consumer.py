@@ -9,7 +9,7 @@ A partition its group has not committed yet keeps the position the dropped recor
 its records up to there are processed by no worker. Seen after a SIGSTOP: the four partitions
 of the frozen worker, which had not committed yet, were taken over at offsets 1045 to 1118, the
 first records written after the takeover. So this consumer seeks those partitions to their
-beginning, where ``auto_offset_reset=earliest`` would have read them from (app.progress.Gaps
+beginning, where ``auto_offset_reset=earliest`` would have read them from (app.runtime.watches.Gaps
 checks the first record after every assignment against the same rule).
 
 It also reads a partition again from an offset when app.agents finds records that never

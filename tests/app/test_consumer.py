@@ -1,5 +1,5 @@
 """A rebalance's seek to the committed offsets also seeks partitions never committed
-(app.seeking)."""
+(app.runtime.consumer)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from app.seeking import SeekingConsumer
+from app.runtime.consumer import SeekingConsumer
 
 
 def bare(seek_to_beginning: Any = None) -> SeekingConsumer:

@@ -8,8 +8,8 @@ read, and received none, so its input partitions were never processed either (fa
 issue 629 and its kin). So, every few seconds, the worker compares, for each changelog partition
 it is restoring, the offset read with the last one there is (Faust's recovery counts both). One
 with records waiting and nothing read for STALL_S seconds is stuck, and the worker restarts
-(app.localstate.restart_afresh): a new consumer and a new assignment. This module is the pure
-rules; app/agents.py feeds them.
+(app.runtime.localstate.restart_afresh): a new consumer and a new assignment. This module is
+the pure rules; app/agents.py feeds them.
 """
 
 from __future__ import annotations
