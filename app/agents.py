@@ -1,10 +1,11 @@
 """Faust wiring: the pair-windows table, the topics, the agent, the idle-tick timer, and the
-watches on Faust itself (the heartbeat of the stall guard, the progress watch, offset gaps).
+watches on Faust itself (the heartbeat of the stall guard, the progress watch).
 
-Thin on purpose: each record is handed to :class:`app.detector.Detector` with its partition and
-offset. The input topic, the internal re-keyed topic and the internal tick topic all have
-TOPIC_PARTITIONS partitions and are read by one agent, so Faust assigns partition N of all three
-(and of the table's changelog) to the same worker.
+Thin on purpose: the consumer (app.runtime.consumer) hands each batch of an input partition to
+:func:`take`, which passes it to :class:`app.detector.Detector`. The input topic, the internal
+re-keyed topic and the internal tick topic all have TOPIC_PARTITIONS partitions and belong to
+one agent, so Faust assigns partition N of all three (and of the table's changelog) to the same
+worker.
 """
 
 from __future__ import annotations
@@ -13,24 +14,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import IllegalStateError, KafkaError
-from faust.types import TP, EventT
+from aiokafka.errors import KafkaError
+from faust.types import TP
 
 from app.app import app, settings
 from app.control import ControlFollower
-from app.detector import Detector
+from app.detector import Detector, Record
 from app.errors import Fenced
 from app.runtime.localstate import restart_afresh
+from app.runtime.producer import DeliveringProducer, Topic
+from app.runtime.state import TableState
 from app.runtime.watches import (
     CHECK_S,
-    REREAD_S,
     STALL_S,
     Excuse,
-    Gaps,
     ProgressWatch,
     input_progress,
     waiting,
@@ -47,22 +49,6 @@ pair_windows = app.Table(
     options=settings.rocksdb_options,
 )
 
-fraud_topic = app.topic(settings.fraud_topic, key_type=bytes, value_type=bytes)
-dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes)
-rekeyed_topic = app.topic(
-    settings.pairs_topic,
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.partitions,
-    internal=True,
-)
-ticks_topic = app.topic(
-    settings.ticks_topic,
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.partitions,
-    internal=True,
-)
 inputs = app.topic(
     settings.transactions_topic,
     settings.pairs_topic,
@@ -75,24 +61,27 @@ inputs = app.topic(
 
 
 def restart(reason: str) -> None:
-    """Restart in place with the tables rebuilt (app.runtime.localstate),
-    unless the worker is stopping anyway: a stop that takes long (Kafka unreachable) is no stall."""
+    """Restart in place with the tables rebuilt (app.runtime.localstate), unless the worker is
+    stopping anyway: a stop that takes long (Kafka unreachable) is no stall."""
     if not app.should_stop:
         restart_afresh(reason)
 
 
+def producer() -> DeliveringProducer:
+    return cast(DeliveringProducer, app.producer)  # app.app makes it one
+
+
 detector = Detector(
     settings,
-    pair_windows,  # a Faust table is a MutableMapping of keys to values
-    fraud=fraud_topic,
-    dead_letters=dlq_topic,
-    rekeyed=rekeyed_topic,
+    TableState(pair_windows, producer, generation=lambda: app.consumer_generation_id),
+    fraud=Topic(producer, settings.fraud_topic),
+    dead_letters=Topic(producer, settings.dlq_topic),
+    rekeyed=Topic(producer, settings.pairs_topic),
     restart=restart,
 )
 
 
 control = ControlFollower(settings, detector.set_threshold)
-gaps = Gaps()
 
 
 @app.task  # type: ignore[untyped-decorator]
@@ -106,113 +95,44 @@ async def follow_control() -> None:
 
 @app.agent(inputs)
 async def detect(stream: Any) -> None:
-    event: EventT[Any]
-    async for event in stream.events():
-        message = event.message
-        if message.topic != settings.ticks_topic and not await _follow_on(message):
-            continue
-        try:
-            if message.topic == settings.transactions_topic:
-                await detector.on_transaction(
-                    message.partition,
-                    message.offset,
-                    message.key,
-                    message.value,
-                    message.timestamp,
-                )
-            elif message.topic == settings.pairs_topic:
-                await detector.on_rekeyed(message.partition, message.value)
-            else:
-                await detector.on_tick(message.partition)
-        except Fenced as fenced:  # its new owner processes it from the committed offset
-            log.warning(
-                "skipped %s/%d@%d: %s", message.topic, message.partition, message.offset, fenced
-            )
-
-
-async def _follow_on(message: Any) -> bool:
-    """True if the record is to be processed now. Input records that never reached this
-    worker (app.runtime.watches.Gaps) are read again: the consumer seeks back to the first one
-    missing, and the records read before it are left unprocessed and unacknowledged until the
-    missing ones came (Faust's fetch loop drops records when a rebalance starts as it hands
-    them over, and reads them again only at the next rebalance, if there is one;
-    docs/semantics.md). The consumer's view is a hint; the broker's committed offset and log
-    decide."""
-    tp = message.tp
-    if gaps.ahead(tp, message.offset):  # watch_progress restarts a re-read that never ends
-        _leave_unacknowledged(message)
-        return False
-    committed = app.consumer._committed_offset  # type: ignore[attr-defined]
-    seen = gaps.skipped(tp, message.offset, committed)
-    if seen is None:
-        return True
-    skipped = await _skipped(tp, message.offset, since=seen[0])
-    if skipped is None:  # transaction markers, deleted records, a commit not seen yet
-        return True
-    detector.counts["input_gaps"] += 1
-    log.warning(
-        "%s/%d: offsets %d to %d never reached this worker (Faust's consumer skipped them): "
-        "reading them again",
-        tp.topic,
-        tp.partition,
-        *skipped,
-    )
-    try:
-        await app.consumer.reread(tp, skipped[0], message.offset)  # type: ignore[attr-defined]
-    except IllegalStateError:  # revoked meanwhile: its next owner reads from the committed
+    """The detector's agent. Faust subscribes its topics and assigns their partitions; their
+    records reach the detector through the consumer, a batch per partition (:func:`take`), not
+    one by one through this stream, which stays empty."""
+    async for _ in stream:
         pass
-    except (TimeoutError, KafkaError) as exc:
-        restart(f"{tp.topic}/{tp.partition}: records {skipped[0]} to {skipped[1]} were "
-                f"skipped, and the seek back failed ({exc!r})")  # fmt: skip
-    gaps.reread(tp, skipped[0], message.offset, time.monotonic())
-    _leave_unacknowledged(message)
-    return False
 
 
-def _leave_unacknowledged(message: Any) -> None:
-    """Faust acknowledges every event its agent took, at the next one; a record marked as
-    acknowledged already is left out of the offsets to commit (pinned by a contract test)."""
-    message.acked = True
-    app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
-
-
-async def _skipped(tp: TP, offset: int, since: int = 0) -> tuple[int, int] | None:
-    """The offsets before ``offset`` that the group has not committed and where the broker
-    holds a record, asked of the broker by a reader of the group's offsets that does not join
-    it. None if there are none (the gap was transaction markers, records deleted by retention,
-    or a commit the consumer had not seen, which it is then told of). If the broker cannot say,
-    the gap the consumer saw (from ``since``) is taken as real: a record read twice is
-    deduplicated, one never processed is lost."""
-    reader = _reader(group_id=settings.app_id, auto_offset_reset="earliest")
-    partition = TopicPartition(tp.topic, tp.partition)
+async def take(tp: TP, records: Sequence[Record]) -> bool:
+    """One batch of an input partition, oldest first; True once it is processed (the consumer
+    commits it), False if the partition was lost meanwhile (its new owner processes it from the
+    committed offset)."""
     try:
-        await reader.start()
-        reader.assign([partition])
-        committed = await reader.committed(partition)
-        if committed is not None and committed >= offset:
-            app.consumer.follow_commit(tp, committed)  # type: ignore[attr-defined]  # not seen
-            return None
-        start = committed if committed is not None else 0
-        reader.seek(partition, start)
-        batch = await reader.getmany(partition, timeout_ms=5000, max_records=1)
-        held = batch.get(partition, [])
-        if held and held[0].offset >= offset:
-            return None
-        return (held[0].offset if held else start), offset - 1
-    except KafkaError:
-        return since, offset - 1
-    finally:
-        await reader.stop()
+        if tp.topic == settings.transactions_topic:
+            await detector.on_transactions(tp.partition, records)
+        elif tp.topic == settings.pairs_topic:
+            await detector.on_rekeyed(tp.partition, records)
+        else:
+            await detector.on_tick(tp.partition)
+    except Fenced as fenced:
+        log.warning(
+            "skipped %s/%d@%d-%d: %s",
+            tp.topic,
+            tp.partition,
+            records[0].offset,
+            records[-1].offset,
+            fenced,
+        )
+        return False
+    return True
 
 
 async def watch_progress() -> None:
-    """Restart the worker when a changelog partition it restores is no longer read, when an
-    input partition it owns has records waiting and none committed, or when skipped input
-    records it sought back to do not come (app.runtime.watches). Started with the app, not as a
-    Faust timer: those start only after the first recovery. It reads what Faust keeps, and
-    asks Faust's consumer nothing: a call into the consumer's thread can wait there, and
-    Faust's own calls queue behind it. End offsets and the group's commits come from
-    clients of its own."""
+    """Restart the worker when a changelog partition it restores is no longer read, or when an
+    input partition it owns has records waiting and none committed (app.runtime.watches).
+    Started with the app, not as a Faust timer: those start only after the first recovery. It
+    reads what Faust keeps, and asks Faust's consumer nothing: a call into the consumer's
+    thread can wait there, and Faust's own calls queue behind it. End offsets and the group's
+    commits come from clients of its own."""
     recovering, reading = ProgressWatch(), ProgressWatch()
     rebalancing = Excuse(app.conf.broker_rebalance_timeout)
     offsets = BrokerOffsets()
@@ -231,12 +151,6 @@ async def watch_progress() -> None:
                 )
             if unread:
                 restart(f"{_named(unread)}: records waiting and none committed for {STALL_S:.0f}s")
-            overdue = gaps.overdue(time.monotonic())
-            if overdue:
-                restart(
-                    f"{_named(overdue)}: sought back to skipped records, not read again in "
-                    f"{REREAD_S:.0f}s"
-                )
     finally:
         await offsets.stop()
 
@@ -358,7 +272,6 @@ async def _stuck_input(
     except KafkaError as exc:  # Kafka unreachable: nothing to tell, nothing can come meanwhile
         offsets.failed(exc)
         watch.reset()
-        gaps.postpone(time.monotonic())
         return []
     offsets.failures = 0
     read, last = input_progress(partitions, committed, end)
@@ -378,17 +291,14 @@ def _tell_consumer_state(partitions: list[TP], committed: dict[TP, int | None]) 
     """What Faust's consumer holds for partitions found stuck: where a stall comes from."""
     consumer = app.consumer
     for tp in partitions:
-        acked = consumer._acked.get(tp) or []  # type: ignore[attr-defined]
         log.warning(
-            "%s: committed %s on the broker, %s by Faust's count; read up to %s; %d acknowledged "
-            "and waiting to be committed (from %s); gaps %s",
+            "%s: committed %s on the broker, %s by the consumer's count; read up to %s; "
+            "processed up to %s",
             _named([tp]),
             committed.get(tp),
             consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
             consumer._read_offset.get(tp),  # type: ignore[attr-defined]
-            len(acked),
-            min(acked) if acked else None,
-            sorted(consumer._gap.get(tp) or [])[:3],  # type: ignore[attr-defined]
+            consumer.processed.get(tp),  # type: ignore[attr-defined]
         )
 
 
@@ -422,7 +332,9 @@ async def tick_idle_partitions() -> None:
 
     for partition in detector.idle_partitions(assigned, waiting):
         if partition < settings.partitions:
-            await ticks_topic.send(key=None, value=b"tick", partition=partition)
+            await producer().send_record(
+                settings.ticks_topic, key=None, value=b"tick", partition=partition
+            )
         else:  # added to the input: no state there to write, so no tick topic partition either
             with contextlib.suppress(Fenced):  # lost meanwhile: its new owner looks after it
                 await detector.on_tick(partition)
@@ -438,4 +350,3 @@ async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     actives = app.assignor.assigned_actives()
     owned = {tp.partition for tp in actives if tp.topic == settings.transactions_topic}
     detector.on_rebalance((), assigned=owned)
-    gaps.reset()

@@ -14,7 +14,7 @@ from faust.types.auth import CredentialsT
 
 from app.errors import KafkaUnavailable, SettingsError
 from app.runtime.assignment import InputAssignor
-from app.runtime.consumer import SeekingConsumer
+from app.runtime.consumer import BatchConsumer
 from app.runtime.fencing import FencedTable
 from app.runtime.localstate import mark_clean_stop, open_local_state, undelivered_batches
 from app.runtime.producer import DeliveringProducer
@@ -66,7 +66,13 @@ class DetectorApp(faust.App):
             # the process's own stderr: Faust's worker logs what is written to sys.stderr
             print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
-        from app.agents import control, heartbeat, watch_progress  # they import this module
+        from app.agents import control, heartbeat, take, watch_progress  # they import us
+
+        consumer = cast(BatchConsumer, self.consumer)
+        consumer.handler = take  # the input reaches the detector a batch per partition
+        consumer.batched_topics = frozenset(
+            (settings.transactions_topic, settings.pairs_topic, settings.ticks_topic)
+        )
 
         await control.catch_up()  # the threshold in force, before any input is processed
         self.add_future(heartbeat())
@@ -77,9 +83,9 @@ class DetectorApp(faust.App):
         return DeliveringProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     def _new_transport(self) -> Any:
-        # Faust's own, whose consumer also seeks partitions never committed (app.runtime.consumer)
+        # Faust's own, whose consumer hands the input over in batches (app.runtime.consumer)
         transport = super()._new_transport()
-        transport.Consumer = SeekingConsumer  # type: ignore[misc]
+        transport.Consumer = BatchConsumer  # type: ignore[misc]
         return transport
 
     async def on_stop(self) -> None:

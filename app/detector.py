@@ -1,15 +1,19 @@
 """The detection step of one worker: every record of its partitions goes through here.
 
-agents.py hands over each record of ``transactions``, of the internal re-keyed topic and of the
-idle ticks; this class parses it, routes it, updates the pair's windows in the table, moves the
-partition's watermark, closes due windows and writes alerts and dead letters. The rules
-themselves are pure (parsing, windowing, watermark, models); this is the I/O around them.
+The consumer (app.runtime.consumer) hands over the records of one partition of ``transactions``,
+of the internal re-keyed topic or of the idle ticks a batch at a time; this class parses each,
+routes it, updates the pair's windows, moves the partition's watermark, closes due windows and
+writes alerts and dead letters, record by record, in order. The rules themselves are pure
+(parsing, windowing, watermark, models); this is the I/O around them.
 
-Crash safety (at-least-once): an alert is acknowledged by the broker before the state that
-records it is written, and every state write happens in the stream of the partition it belongs
-to, so after a crash the table (RocksDB + changelog) is a prefix of what was done: replayed input
-is recognised by its source offsets and skipped, and an alert is at worst sent twice with the same
-alert_id and content.
+A batch reads each pair's state once and writes it back once: the pairs it touched stay decoded
+in memory until its end, where its changes to the partition's state are written together
+(app.runtime.state). Crash safety (at-least-once), per batch: the batch's alerts are acknowledged
+by the broker before the state that records them is written, and that state reaches the
+changelog before the batch's input offsets are committed (the consumer commits only batches
+ended, after a flush). So after a crash the table (RocksDB + changelog) is a prefix of what was
+done: replayed input is recognised by its source offsets and skipped, and an alert is at worst
+sent twice with the same alert_id and content.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -52,6 +56,26 @@ class Sender(Protocol):
     ) -> Awaitable[Any]: ...
 
 
+class State(Protocol):
+    """The pair-windows table as the detector uses it (app.runtime.state): values by key, a
+    partition at a time."""
+
+    def get(self, partition: int, key: str) -> bytes | None: ...
+
+    def items(self) -> Iterable[tuple[Any, bytes]]: ...
+
+    async def write(self, partition: int, changes: Mapping[str, bytes | None]) -> None: ...
+
+
+class Record(Protocol):
+    """An input record as the consumer hands it over (aiokafka's ``ConsumerRecord``)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None  # ms
+
+
 Now = Callable[[], float]
 Restart = Callable[[str], None]  # the worker restarts with its tables rebuilt: does not return
 
@@ -62,7 +86,7 @@ class Detector:
     def __init__(
         self,
         settings: Settings,
-        table: MutableMapping[str, bytes],
+        state: State,
         *,
         fraud: Sender,
         dead_letters: Sender,
@@ -77,7 +101,7 @@ class Detector:
             threshold_cents=settings.threshold_cents,
             max_evidence=settings.max_evidence,
         )
-        self.table = table
+        self.state = state
         self.fraud = fraud
         self.dead_letters = dead_letters
         self.rekeyed = rekeyed
@@ -92,6 +116,12 @@ class Detector:
         self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
         self.last_beat: float | None = None  # the heartbeat's last beat (_check_gap)
+        # the batch in hand: the pairs it read or changed (None: deleted), those it changed, and
+        # the acknowledgements of its alerts
+        self.pairs: dict[str, PairWindows | None] = {}
+        self.changed: set[str] = set()
+        self.clock_changed = False
+        self.acks: list[Awaitable[Any]] = []
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -99,19 +129,21 @@ class Detector:
 
     # -- entry points, one per input ------------------------------------------------------------
 
-    async def on_transaction(
-        self,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_s: float | None = None,
-    ) -> None:
-        """A record of the input topic (``timestamp_s``: its Kafka timestamp, for the metrics)."""
-        await self._transaction(partition, offset, key, value)
-        self.next_offset[partition] = offset + 1
-        if timestamp_s is not None:
-            self.latency.observe(max(0.0, self.now() - timestamp_s))
+    async def on_transactions(self, partition: int, records: Sequence[Record]) -> None:
+        """A batch of records of the input topic, oldest first."""
+        clock = await self._begin(partition)
+        try:
+            for record in records:
+                await self._transaction(clock, partition, record.offset, record.key, record.value)
+            await self._end(partition)
+        finally:
+            self._drop_batch()
+        now = self.now()
+        self.last_input[partition] = now
+        self.next_offset[partition] = records[-1].offset + 1
+        for record in records:
+            if record.timestamp is not None:
+                self.latency.observe(max(0.0, now - record.timestamp / 1000))
 
     def watermarks(self) -> dict[str, dict[str, float]]:
         """For the metrics, by owned input partition whose clock is loaded: its own watermark
@@ -136,11 +168,13 @@ class Detector:
         return sum(len(index) for index in self.due.values())
 
     async def _transaction(
-        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+        self,
+        clock: PartitionClock,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
     ) -> None:
-        self._guard(partition)
-        self.last_input[partition] = self.now()
-        clock = await self._clock(partition)
         self.counts["received"] += 1
         try:
             tx = parse_transaction(value, max_bytes=self.settings.max_record_bytes)
@@ -168,10 +202,18 @@ class Detector:
             self._save_clock(clock)
         await self._advance(clock)
 
-    async def on_rekeyed(self, partition: int, value: bytes | None) -> None:
-        """A record of the internal re-keyed topic: a transaction or a watermark announcement."""
-        self._guard(partition)
-        clock = await self._clock(partition)
+    async def on_rekeyed(self, partition: int, records: Sequence[Record]) -> None:
+        """A batch of records of the internal re-keyed topic: transactions and watermark
+        announcements."""
+        clock = await self._begin(partition)
+        try:
+            for record in records:
+                await self._rekeyed(clock, record.value)
+            await self._end(partition)
+        finally:
+            self._drop_batch()
+
+    async def _rekeyed(self, clock: PartitionClock, value: bytes | None) -> None:
         data = models.decode(value or b"{}")
         if "wm" in data:
             if clock.announce(data["src"], data["wm"], data.get("idle", False)):
@@ -189,8 +231,14 @@ class Detector:
     async def on_tick(self, partition: int) -> None:
         """A wall-clock tick for an input partition that may be idle: it leaves the minimum of
         re-keyed state (announced once), and its own watermark goes on at wall-clock speed."""
-        self._guard(partition)
-        clock = await self._clock(partition)
+        clock = await self._begin(partition)
+        try:
+            await self._tick(clock, partition)
+            await self._end(partition)
+        finally:
+            self._drop_batch()
+
+    async def _tick(self, clock: PartitionClock, partition: int) -> None:
         idle_s = self.settings.idle_timeout_s
         now = self.now()
         idle_for = now - self.last_input.setdefault(partition, now)
@@ -287,7 +335,7 @@ class Detector:
                 self.counts["duplicates_skipped"] += 1
             return
         watermark = self.state_watermark(clock)
-        state = self._load(tx.pair)
+        state = self._load(clock.partition, tx.pair)
         if state is None:
             state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
         elif state.is_duplicate(source):
@@ -301,9 +349,8 @@ class Detector:
             await self._late(clock, tx, source, raw, watermark)
             return
         self.counts["processed"] += 1
-        await self._alert(clock.partition, THRESHOLD_CROSSED, tx.pair, crossed)
-        self._guard(clock.partition)  # the alert's wait may have spanned a stall
-        self.table[tx.pair] = models.encode(state.to_json())
+        await self._alert(THRESHOLD_CROSSED, tx.pair, crossed)
+        self._store(tx.pair, state)
         self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
 
     def state_watermark(self, clock: PartitionClock) -> int:
@@ -344,34 +391,28 @@ class Detector:
         if watermark <= clock.closed:
             return
         clock.closed = watermark
-        self._save_clock(clock)  # before the closes: a crash in between redoes them
+        self._save_clock(clock)
         await self._close_due(clock)
 
     async def _close_due(self, clock: PartitionClock) -> None:
         due = self._due(clock.partition)
         for pair in due.pop_due(clock.closed):
-            state = self._load(pair)
+            state = self._load(clock.partition, pair)
             if state is None:
                 continue  # a stale index entry: the pair was closed out already
-            await self._alert(
-                clock.partition, WINDOW_CLOSED, pair, state.close(self.spec, clock.closed)
-            )
-            self._guard(clock.partition)
+            await self._alert(WINDOW_CLOSED, pair, state.close(self.spec, clock.closed))
             if state.panes:
-                self.table[pair] = models.encode(state.to_json())
+                self._store(pair, state)
                 due.schedule(state.next_close_ms(self.spec), pair)
             else:
-                del self.table[pair]
+                self._store(pair, None)
 
-    async def _alert(
-        self, partition: int, kind: str, pair: str, windows: list[WindowResult]
-    ) -> None:
-        """Send alerts and wait for the broker's acknowledgement (before state says 'sent')."""
+    async def _alert(self, kind: str, pair: str, windows: list[WindowResult]) -> None:
+        """Send alerts; the batch's end waits for their acknowledgement before its state (which
+        says 'sent') is written."""
         if not windows:
             return
-        self._guard(partition)
         detected = int(self.now() * 1000)
-        pending = []
         for window in windows:
             alert = models.build_alert(
                 kind,
@@ -381,7 +422,7 @@ class Detector:
                 threshold_cents=self.spec.threshold_cents,
                 detected_at_ms=detected,
             )
-            pending.append(
+            self.acks.append(
                 await self.fraud.send(key=alert["alert_id"].encode(), value=models.encode(alert))
             )
             self.counts[f"alerts_{kind}"] += 1
@@ -392,7 +433,6 @@ class Detector:
                 alert["total"],
                 alert["count"],
             )
-        await asyncio.gather(*pending)
 
     async def _announce(self, clock: PartitionClock) -> None:
         """Tell every partition of the re-keyed topic this input partition's watermark, and
@@ -420,19 +460,49 @@ class Detector:
         sent: Awaitable[Any] = await self.dead_letters.send(key=None, value=models.encode(record))
         return sent
 
-    # -- state ----------------------------------------------------------------------------------
+    # -- the batch and its state ----------------------------------------------------------------
+
+    async def _begin(self, partition: int) -> PartitionClock:
+        """A batch of ``partition`` begins: its clock (loaded on first use after a rebalance;
+        whatever is already due at its watermark then is closed, in this batch)."""
+        self._guard(partition)
+        return await self._clock(partition)
+
+    async def _end(self, partition: int) -> None:
+        """The batch's alerts are acknowledged, then its changes to the partition's state are
+        written, in one write; unless the partition was lost meanwhile (Fenced: its next owner
+        processes the batch again from the committed offset)."""
+        acks, self.acks = self.acks, []
+        if acks:
+            await asyncio.gather(*acks)
+        self._guard(partition)  # the waits may have spanned a stall or a revocation
+        changes: dict[str, bytes | None] = {}
+        for pair in self.changed:
+            state = self.pairs[pair]
+            changes[pair] = None if state is None else models.encode(state.to_json())
+        clock = self.clocks.get(partition)
+        if self.clock_changed and clock is not None and partition < self.settings.partitions:
+            # an input partition added beyond TOPIC_PARTITIONS has no state partition: its clock
+            # lives in memory, and after a restart its announcements start again from its next
+            # records (the receivers keep the highest)
+            changes[CLOCK_KEY_PREFIX + str(partition)] = models.encode(clock.to_json())
+        await self.state.write(partition, changes)
+
+    def _drop_batch(self) -> None:
+        self.pairs.clear()
+        self.changed.clear()
+        self.clock_changed = False
+        self.acks = []
 
     async def _clock(self, partition: int) -> PartitionClock:
-        """The partition's clock, loaded on first use after a rebalance; then whatever is
-        already due at its watermark (a crash between a watermark and its closes) is closed."""
         if self.index_stale:
             await self._rebuild_index()
         clock = self.clocks.get(partition)
         if clock is None:
             stored = (
-                self.table.get(CLOCK_KEY_PREFIX + str(partition))
+                self.state.get(partition, CLOCK_KEY_PREFIX + str(partition))
                 if partition < self.settings.partitions
-                else None  # an added input partition: its clock is not stored (_save_clock)
+                else None  # an added input partition: its clock is not stored (_end)
             )
             clock = (
                 PartitionClock.from_json(models.decode(stored))
@@ -448,14 +518,14 @@ class Detector:
 
         A million pairs take tens of seconds: the loop gets a turn every INDEX_YIELD_PAIRS
         pairs, so the heartbeat (the stall guard), the idle ticks and the web server go
-        on meanwhile. Faust's rebalance waits for the record being processed, so no partition
-        is revoked while this runs; an index left half built is rebuilt at the next record.
+        on meanwhile. A rebalance waits for the batch in hand, so no partition is revoked while
+        this runs; an index left half built is rebuilt at the next batch.
         """
         self.due.clear()
         started = time.monotonic()
         pairs = 0
         try:
-            for key, value in self.table.items():
+            for key, value in self.state.items():
                 name = key.decode() if isinstance(key, bytes) else key
                 if name.startswith("#"):
                     continue
@@ -476,14 +546,20 @@ class Detector:
             index = self.due[partition] = DueIndex()
         return index
 
-    def _load(self, pair: str) -> PairWindows | None:
-        stored = self.table.get(pair)
-        return None if stored is None else PairWindows.from_json(models.decode(stored))
+    def _load(self, partition: int, pair: str) -> PairWindows | None:
+        """The pair's state: as the batch left it, or read once from the table."""
+        if pair in self.pairs:
+            return self.pairs[pair]
+        stored = self.state.get(partition, pair)
+        state = None if stored is None else PairWindows.from_json(models.decode(stored))
+        self.pairs[pair] = state
+        return state
+
+    def _store(self, pair: str, state: PairWindows | None) -> None:
+        """The pair's new state (None: deleted), written at the batch's end."""
+        self.pairs[pair] = state
+        self.changed.add(pair)
 
     def _save_clock(self, clock: PartitionClock) -> None:
-        """Store the clock with the partition's state. An input partition added beyond
-        TOPIC_PARTITIONS has no state partition: its clock lives in memory, and after a restart
-        its announcements start again from its next records (the receivers keep the highest)."""
-        if clock.partition >= self.settings.partitions:
-            return
-        self.table[CLOCK_KEY_PREFIX + str(clock.partition)] = models.encode(clock.to_json())
+        """The partition's clock is stored with its state at the batch's end."""
+        self.clock_changed = True

@@ -1,40 +1,128 @@
-"""Faust's consumer, whose seek to the committed offsets also seeks the partitions that have none,
-and which can read a partition again from an earlier offset.
+"""Faust's consumer, which hands the input to the detector a batch per partition and commits
+what the detector processed.
 
-Faust's stream drops records it fetched when the group changes under it (a rebalance while a
-batch is iterated, the flow stopped for a revocation): aiokafka's position is already past them.
-Faust puts them back at the end of the rebalance by seeking every partition to its committed
-offset, but aiokafka's ``seek_to_committed`` seeks only where an offset above 0 is committed.
-A partition its group has not committed yet keeps the position the dropped records left, and
-its records up to there are processed by no worker. Seen after a SIGSTOP: the four partitions
-of the frozen worker, which had not committed yet, were taken over at offsets 1045 to 1118, the
-first records written after the takeover. So this consumer seeks those partitions to their
-beginning, where ``auto_offset_reset=earliest`` would have read them from (app.runtime.watches.Gaps
-checks the first record after every assignment against the same rule).
+Faust's fetch loop hands each record to its agent's stream one at a time, through four tasks
+made and cancelled per record (``Service.wait_first``), a queue and the stream's checks; the
+stream drops records when the group changes under it, and the offsets to commit are rebuilt from
+per-record acknowledgements and the gaps the loop saw. This loop hands what one fetch returned for
+one input partition to the detector as one batch and awaits it (consume, process, commit, as in
+Kafka Streams and Quix Streams). A partition's read offset moves only past records handed over,
+and its offset to commit only past a batch the detector finished: nothing between the fetch and
+the detector drops a record. A rebalance waits for the batch in hand, and the records fetched
+and not handed over are read again from the committed offsets at its end
+(``Recovery`` -> ``perform_seek``). Changelog records (table recovery, standbys) take Faust's
+own per-record path.
 
-It also reads a partition again from an offset when app.agents finds records that never
-reached the worker (``reread``), and it keeps Faust's commits moving where Faust's bookkeeping
-would hold them (``_new_offset``, ``follow_commit``).
+aiokafka's ``seek_to_committed`` seeks only where an offset above 0 is committed; a partition
+its group never committed would keep the position the dropped records left. So the seek at the
+end of a rebalance also seeks those partitions to their beginning, where
+``auto_offset_reset=earliest`` would have read them from.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
+# the detector's step: one partition's records, oldest first; True if it processed them all
+Handler = Callable[[TP, Sequence[Any]], Awaitable[bool]]
 
-class SeekingConsumer(driver.Consumer):
+
+class BatchConsumer(driver.Consumer):
+    handler: Handler | None = None  # set by the wiring (app.agents.take)
+    batched_topics: frozenset[str] = frozenset()  # the input topics handed over in batches
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rereading: dict[TP, tuple[int, int]] = {}  # partitions sought back: first, until
+        self.processed: dict[TP, int] = {}  # per input partition: the offset to commit next
+        self.in_hand: asyncio.Future[None] | None = None  # the batch the detector works on
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+        read_offset = self._read_offset
+        try:
+            while not (stopped() or fetcher_stopped()):
+                records, active = await self._wait_next_records(timeout=1.0)
+                if not records or self.should_stop:
+                    continue
+                generation = self.app.consumer_generation_id
+                for tp, fetched in records.items():
+                    if not self.flow_active or self.app.consumer_generation_id != generation:
+                        break  # a rebalance began: what is left here is read again after it
+                    if active is not None and tp not in active:
+                        continue
+                    batch = _from(fetched, read_offset.get(tp))
+                    if not batch:
+                        continue
+                    if tp.topic in self.batched_topics:
+                        await self._hand_over(TP(tp.topic, tp.partition), batch)
+                    else:
+                        await self._one_by_one(tp, batch)
+                    read_offset[tp] = batch[-1].offset + 1
+                await asyncio.sleep(0)
+        except self.consumer_stopped_errors:
+            if not self.app.should_stop:
+                raise
+        except asyncio.CancelledError:
+            if not self.app.should_stop:
+                raise
+
+    async def _hand_over(self, tp: TP, batch: Sequence[Any]) -> None:
+        assert self.handler is not None, "no handler for the input: app.agents sets it"
+        self.in_hand = in_hand = asyncio.get_running_loop().create_future()
+        try:
+            done = await self.handler(tp, batch)
+        finally:
+            self.in_hand = None
+            in_hand.set_result(None)
+        if done:
+            self.processed[tp] = batch[-1].offset + 1
+
+    async def _one_by_one(self, tp: Any, batch: Sequence[Any]) -> None:
+        """Faust's own path, for changelog records (they go to the table recovery)."""
+        for record in batch:
+            await self.wait_first(
+                self.callback(self._to_message(tp, record)), self.suspend_flow.wait()
+            )
+
+    async def _batch_ended(self) -> None:
+        in_hand = self.in_hand
+        if in_hand is not None:
+            await asyncio.shield(in_hand)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """The batch in hand ends before its partition goes (its state reaches the changelog
+        before the next owner restores it), and no batch starts after it."""
+        self.stop_flow()
+        await self._batch_ended()
+        for tp in revoked:
+            self.processed.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def wait_empty(self) -> None:
+        await self._batch_ended()  # a stop commits what the batch in hand processed
+        await super().wait_empty()
+
+    # -- commits: the offsets the detector processed, not Faust's acknowledgements --------------
+
+    def _filter_tps_with_pending_acks(self, topics: Iterable[Any] | None = None) -> Iterator[TP]:
+        wanted = None if topics is None else set(topics)
+        return (
+            tp
+            for tp in list(self.processed)
+            if wanted is None or tp in wanted or tp.topic in wanted
+        )
+
+    def _new_offset(self, tp: TP) -> int | None:
+        return self.processed.get(tp)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        self.rereading.clear()  # the end of a rebalance: every partition starts again
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
         changelogs = self.app.tables.changelog_topics  # the tables' recovery seeks those
         uncommitted = [
@@ -46,55 +134,9 @@ class SeekingConsumer(driver.Consumer):
                 await self._thread.seek_to_beginning(*uncommitted)
         return committed  # type: ignore[return-value]  # Faust reads None as not committed
 
-    async def reread(self, tp: TP, first: int, until: int) -> None:
-        """Read ``tp`` again from ``first``, the first of the records before ``until`` that
-        Faust's stream skipped (app.agents).
 
-        Faust's fetch loop keeps a read offset per partition, moves it with every record it
-        passes on and drops any record below it. The records fetched before the seek (from
-        ``until`` on) would move it past the ones read again, so they are dropped here, before
-        the loop sees them, until one of the skipped records comes (one below ``until``: only
-        the new fetch holds those; the first may be a transaction marker); the read offset is
-        cleared for that one."""
-        self.rereading[tp] = (first, until)
-        await self.seek_wait({tp: first})
-
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
-        rereading = self.rereading
-        async for tp, message in super().getmany(timeout):
-            if rereading:
-                sought = rereading.get(tp)
-                if sought is not None:
-                    if message.offset >= sought[1]:
-                        continue  # fetched before the seek: it comes again
-                    if message.offset >= sought[0]:
-                        del rereading[tp]
-                        self._read_offset[tp] = None
-            yield tp, message
-
-    def _new_offset(self, tp: TP) -> int | None:
-        """The offset to commit next, as Faust finds it: the end of the run of consecutive
-        offsets acknowledged, from the committed one on. Faust also adds the gaps it saw in a
-        partition's offsets (records it dropped, transaction markers) to the offsets
-        acknowledged, including offsets acknowledged already or later (read again). An offset
-        listed twice ends the run, and the commits then advance by one offset per commit
-        interval (seen after a kill -9: 1,600 records waiting, committed at 7 offsets per
-        20 s, until the test gave up). So each offset is listed once, and none below the one
-        committed."""
-        acked = self._acked[tp]
-        acked[:] = sorted(set(acked))
-        offset: int | None = super()._new_offset(tp)  # adds the gaps: an offset may come twice
-        if offset is not None and acked:
-            acked[:] = sorted({acknowledged for acknowledged in acked if acknowledged >= offset})
-        return offset
-
-    def follow_commit(self, tp: TP, committed: int) -> None:
-        """The group has committed ``tp`` up to ``committed``, beyond the offset this consumer
-        knows (the broker says so: a commit of the partition's previous owner, made late).
-        Faust commits only once the records from the offset it knows are acknowledged, and those
-        before ``committed`` are not read again: it would never commit the partition again
-        (seen: 107 committed on the broker, 83 by Faust's count, the records from 107 on
-        acknowledged and none committed for 60 s)."""
-        known = self._committed_offset.get(tp)
-        if known is not None and committed > known:
-            self._committed_offset[tp] = committed
+def _from(fetched: Sequence[Any], read: int | None) -> Sequence[Any]:
+    """The records from offset ``read`` on (a fetch from before a seek back may hold older)."""
+    if read is None or not fetched or fetched[0].offset >= read:
+        return fetched
+    return [record for record in fetched if record.offset >= read]

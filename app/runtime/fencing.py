@@ -21,7 +21,6 @@ It assumes the workers' clocks agree to within the session timeout.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -78,42 +77,13 @@ def record_generation(headers: Any) -> int | None:
 
 
 class FencedTable(faust.Table[Any, Any]):
-    """A Faust table whose changelog records name their writer, and whose restore drops those of
-    a replaced writer (see the module's docstring)."""
+    """A Faust table whose restore drops the changelog records of a replaced writer (see the
+    module's docstring); app.runtime.state writes its records, naming their writer, and admits
+    them to the fence as replayed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fence = ChangelogFence()
-
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-    ) -> Any:
-        # Faust's own send_changelog, with the writer's generation and the write time
-        if key_serializer is None:
-            key_serializer = self.key_serializer
-        if value_serializer is None:
-            value_serializer = self.value_serializer
-        written, generation = time.time(), self.app.consumer_generation_id
-        if partition is not None:  # its own records count as replayed: a later restore of
-            # the partition (from after them) drops a zombie's that follow them in the log
-            tp = TP(self.changelog_topic.get_topic_name(), partition)
-            self.fence.admit(tp, generation, round(written * 1000))
-        return self.changelog_topic.send_soon(
-            key=key,
-            value=value,
-            partition=partition,
-            timestamp=written,
-            headers=[(GENERATION_HEADER, str(generation).encode())],
-            key_serializer=key_serializer,
-            value_serializer=value_serializer,
-            callback=self._on_changelog_sent,
-            eager_partitioning=True,
-        )
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         events = list(batch)

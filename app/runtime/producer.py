@@ -1,4 +1,11 @@
-"""Faust's producer, with a flush that waits for every record handed to it.
+"""Faust's producer, which also sends straight to Kafka, and whose flush waits for every record
+handed to it.
+
+The detector's records (alerts, dead letters, re-keyed transactions, watermark announcements, the
+table's changelog) go to aiokafka directly: ``send_record`` one at a time, ``send_batch`` as one
+record batch, instead of a Faust ``FutureMessage`` each and a hop through Faust's buffer. Each is
+kept until the broker acknowledges or refuses it; a refusal is reported as Faust reports its own
+(app.app.SendFailures then stops the worker).
 
 The consumer flushes the producer before it commits offsets: that is what makes the table's
 changelog a prefix of the committed input. But Faust's flush gives up on its own buffer after
@@ -15,6 +22,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
@@ -31,6 +39,62 @@ class DeliveringProducer(driver.Producer):
         fut.add_done_callback(self.unacknowledged.discard)
         super().send_soon(fut)
 
+    async def send_record(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        """Hand one record to aiokafka; returns the broker's acknowledgement, not waited for."""
+        kafka: Any = self._producer  # aiokafka's, made at the start
+        sent: asyncio.Future[Any] = await kafka.send(
+            topic, value=value, key=key, partition=partition
+        )
+        self._keep(sent)
+        return sent
+
+    async def send_batch(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        *,
+        timestamp_ms: int,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> list[tuple[asyncio.Future[Any], int]]:
+        """Hand ``records`` (key, value) to aiokafka as record batches of one partition, in
+        order; returns each batch's acknowledgement (its result names the batch's first
+        offset), not waited for, with its number of records."""
+        producer: Any = self._producer
+        sent: list[tuple[asyncio.Future[Any], int]] = []
+        builder = producer.create_batch()
+        for key, value in records:
+            while (
+                builder.append(timestamp=timestamp_ms, key=key, value=value, headers=list(headers))
+                is None
+            ):  # full: the first record of a batch always fits
+                count = builder.record_count()
+                sent.append((await producer.send_batch(builder, topic, partition=partition), count))
+                builder = producer.create_batch()
+        if builder.record_count():
+            count = builder.record_count()
+            sent.append((await producer.send_batch(builder, topic, partition=partition), count))
+        for batch, _ in sent:
+            self._keep(batch)
+        return sent
+
+    def _keep(self, sent: asyncio.Future[Any]) -> None:
+        self.unacknowledged.add(sent)
+        sent.add_done_callback(self._acknowledged)
+
+    def _acknowledged(self, sent: asyncio.Future[Any]) -> None:
+        self.unacknowledged.discard(sent)
+        failure = None if sent.cancelled() else sent.exception()
+        if failure is not None:
+            self.app.sensors.on_send_error(self, failure, None)
+
     async def flush(self) -> None:
         """Faust's flush, then a wait for every record handed over before it (bounded by the
         request timeout, after which aiokafka has failed what it could not deliver)."""
@@ -38,3 +102,18 @@ class DeliveringProducer(driver.Producer):
         await super().flush()
         if handed and not self.should_stop:  # stopping, its buffer may send nothing more
             await asyncio.wait(handed, timeout=self.request_timeout)
+
+
+class Topic:
+    """A topic the detector writes to, through the app's producer (``send_record``)."""
+
+    def __init__(self, producer: Callable[[], DeliveringProducer], name: str) -> None:
+        self.producer = producer  # the app's, made at its first use
+        self.name = name
+
+    async def send(
+        self, *, key: bytes | None = None, value: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        return await self.producer().send_record(
+            self.name, key=key, value=value, partition=partition
+        )

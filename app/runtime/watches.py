@@ -1,5 +1,4 @@
-"""A worker whose table recovery stops reading restarts; input records that never reached it
-are found and read again (Gaps).
+"""A worker whose table recovery, or whose input, stops moving restarts.
 
 Faust's consumer can stop fetching a partition after a rebalance, with nothing in its logs but a
 warning repeated every five seconds. Seen in the kill -9 fault test: a worker's table recovery
@@ -15,12 +14,10 @@ the pure rules; app/agents.py feeds them.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 CHECK_S = 5.0  # seconds between two looks
 STALL_S = 60.0  # records waiting and none read for this long: stuck
-REREAD_S = 60.0  # a partition sought back whose missing records do not come for this long
 
 K = TypeVar("K", bound=Hashable)
 
@@ -101,86 +98,3 @@ class Excuse:
             return False
         self.told = True
         return True
-
-
-@dataclass
-class Reread:
-    first: int  # the first offset missing: sought back to
-    until: int  # the offset that showed the gap: read again, the re-read is over
-    since: float
-    reached: bool = False  # ``first`` came again
-
-
-class Gaps:
-    """Offsets of a partition that never reached the worker. After a rebalance Faust's stream
-    drops the records fetched under the earlier generation; they are read again only at the
-    next rebalance, and one alone is committed past (docs/semantics.md). So the first record
-    after an assignment is expected at the committed offset, and each later one right after the
-    one before, give or take one offset (a transaction marker of an upstream writing with
-    transactions; one at the committed offset is checked with the broker like any gap). When
-    the broker confirms a gap, the caller seeks back to its first offset and leaves the records
-    read before the seek alone until it comes (``reread``, ``ahead``)."""
-
-    def __init__(self) -> None:
-        self.next: dict[Hashable, int] = {}  # per partition read since the assignment
-        self.rereading: dict[Hashable, Reread] = {}  # partitions sought back
-
-    def reread(self, partition: Hashable, first: int, until: int, now: float) -> None:
-        """The consumer was sought back to ``first``, the first record missing before
-        ``until`` (the record that showed the gap): records from ``until`` on are ahead (below)
-        until ``first`` comes again, and the re-read is over when ``until`` is read again."""
-        self.rereading[partition] = Reread(first, until, now)
-        self.next[partition] = first
-
-    def ahead(self, partition: Hashable, offset: int) -> bool:
-        """While a partition is read again from an earlier offset, True for a record read
-        before the seek (from ``until`` on): it comes again after the ones missing, so it
-        is neither processed nor acknowledged now (processed first, it would mark the missing
-        ones as applied already; acknowledged, its offset would be committed past them)."""
-        reread = self.rereading.get(partition)
-        if reread is None:
-            return False
-        if not reread.reached:
-            if offset >= reread.until:
-                return True
-            # one of the skipped records (the first may be a transaction marker): only the
-            # fetch after the seek holds those
-            reread.reached = offset >= reread.first
-        elif offset >= reread.until:
-            del self.rereading[partition]  # read again up to where the gap was seen
-        return False
-
-    def postpone(self, now: float) -> None:
-        """Kafka is unreachable: the re-reads wait, and their time counts from now."""
-        for reread in self.rereading.values():
-            reread.since = now
-
-    def overdue(self, now: float, limit_s: float = REREAD_S) -> list[Hashable]:
-        """The partitions sought back more than ``limit_s`` ago that have not been read again
-        up to where their gap was seen."""
-        return [p for p, reread in self.rereading.items() if now - reread.since > limit_s]
-
-    def skipped(
-        self, partition: Hashable, offset: int, committed: Mapping[Hashable, int | None]
-    ) -> tuple[int, int] | None:
-        """The first and last offsets skipped before ``offset``, if any (``committed``: the
-        committed offsets as the consumer knows them, looked up for the first record after an
-        assignment; None or absent if unknown, and then taken as 0). A hint: the caller asks the
-        broker before acting."""
-        expected = self.next.get(partition)
-        self.next[partition] = max(offset + 1, expected or 0)
-        if expected is None:
-            # unknown (nothing committed yet, or offset 0, which Faust does not keep): the
-            # partition is read from its beginning (auto_offset_reset=earliest), so a record
-            # beyond offset 0 may be a gap; the broker tells (the log may start later)
-            start, allowed = committed.get(partition) or 0, 0
-        else:
-            start, allowed = expected, 1
-        if offset > start + allowed:
-            return start, offset - 1
-        return None
-
-    def reset(self) -> None:
-        """A new assignment: each partition starts again from its committed offset."""
-        self.next.clear()
-        self.rereading.clear()

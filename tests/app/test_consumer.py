@@ -1,8 +1,10 @@
-"""A rebalance's seek to the committed offsets also seeks partitions never committed
+"""The consumer hands the input over a batch per partition and commits what was processed; a
+rebalance's seek to the committed offsets also seeks partitions never committed
 (app.runtime.consumer)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -11,15 +13,13 @@ import pytest
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
-from intervaltree import IntervalTree
 
-from app.runtime.consumer import SeekingConsumer
+from app.runtime.consumer import BatchConsumer
 
 
-def bare(seek_to_beginning: Any = None) -> SeekingConsumer:
-    """A SeekingConsumer without an app: its thread only seeks to beginnings."""
-    consumer = object.__new__(SeekingConsumer)
-    consumer.rereading = {}
+def bare(seek_to_beginning: Any = None) -> BatchConsumer:
+    """A BatchConsumer without an app: its thread only seeks to beginnings."""
+    consumer = object.__new__(BatchConsumer)
     consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
     tables = SimpleNamespace(changelog_topics={"app-table-changelog"})
     consumer.app = SimpleNamespace(tables=tables)  # type: ignore[assignment]
@@ -41,9 +41,7 @@ async def test_partitions_without_a_committed_offset_go_back_to_their_beginning(
 
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
     consumer = bare(seek_to_beginning)
-    consumer.rereading = {TP("t", 0): (40, 90)}  # a reread under the assignment before
     assert await consumer.seek_to_committed() == committed  # what Faust records, unchanged
-    assert consumer.rereading == {}
     assert sought == [TP("t", 1), TP("t", 2)]  # 0 committed: nothing processed either
 
 
@@ -75,88 +73,152 @@ async def test_a_partition_revoked_meanwhile_is_left_to_the_next_assignment(
     assert await consumer.seek_to_committed() == {TP("t", 0): None}
 
 
-async def test_a_reread_drops_the_records_fetched_before_the_seek(
+def record(offset: int) -> Any:
+    return SimpleNamespace(offset=offset, key=None, value=b"", timestamp=None)
+
+
+class Loop:
+    """A BatchConsumer's fetch loop over the fetches given, with the handler and callback
+    recording what reached them; the loop stops after the last fetch."""
+
+    def __init__(self, fetches: list[dict[TP, list[int]]], done: bool = True) -> None:
+        self.handed: list[tuple[TP, list[int]]] = []
+        self.one_by_one: list[tuple[str, int]] = []
+        self.done = done
+        consumer = self.consumer = object.__new__(BatchConsumer)
+        consumer.processed = {}
+        consumer.in_hand = None
+        consumer.batched_topics = frozenset({"in"})
+        consumer._read_offset = defaultdict(lambda: None)
+        consumer._committed_offset = defaultdict(lambda: None)
+        consumer.flow_active = True
+        consumer._stopped = asyncio.Event()  # type: ignore[assignment]
+        consumer._crashed = asyncio.Event()  # type: ignore[assignment]
+        consumer.can_resume_flow = asyncio.Event()  # type: ignore[assignment]
+        consumer.app = SimpleNamespace(consumer_generation_id=1, should_stop=False)  # type: ignore[assignment]
+        self.fetches = list(fetches)
+        self.fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+        async def wait_next_records(timeout: float) -> Any:
+            if not self.fetches:
+                self.fetcher._stopped.set()
+                return {}, None
+            fetch = self.fetches.pop(0)
+            return {tp: [record(o) for o in offsets] for tp, offsets in fetch.items()}, None
+
+        async def handler(tp: TP, records: Any) -> bool:
+            self.handed.append((tp, [r.offset for r in records]))
+            await self.during(tp)
+            return self.done
+
+        async def callback(message: Any) -> None:
+            self.one_by_one.append((message.topic, message.offset))
+
+        consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+        consumer.handler = handler
+        consumer.callback = callback  # type: ignore[assignment]
+        consumer._to_message = lambda tp, r: SimpleNamespace(topic=tp.topic, offset=r.offset)  # type: ignore[method-assign]
+        consumer.wait_first = self.wait_first  # type: ignore[method-assign]
+        consumer.suspend_flow = asyncio.Event()  # type: ignore[assignment]
+
+    async def wait_first(self, *coros: Any) -> None:
+        await coros[0]
+        coros[1].close()
+
+    async def during(self, tp: TP) -> None:
+        """What happens while the handler works on a batch of ``tp``."""
+
+    async def run(self) -> None:
+        await asyncio.wait_for(self.consumer._drain_messages(self.fetcher), 5)
+
+
+async def test_each_input_partition_s_records_are_handed_over_as_one_batch() -> None:
+    loop = Loop([{TP("in", 0): [5, 6, 7], TP("in", 1): [0, 1]}, {TP("in", 0): [8]}])
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [5, 6, 7]), (TP("in", 1), [0, 1]), (TP("in", 0), [8])]
+    consumer = loop.consumer
+    assert consumer.processed == {TP("in", 0): 9, TP("in", 1): 2}
+    # the offsets to commit are those processed, whatever Faust acknowledged
+    assert list(consumer._filter_tps_with_pending_acks()) == [TP("in", 0), TP("in", 1)]
+    assert consumer._filter_committable_offsets([TP("in", 0)]) == {TP("in", 0): 9}
+    assert list(consumer._filter_tps_with_pending_acks({"other"})) == []
+
+
+async def test_a_batch_not_processed_is_not_committed() -> None:
+    loop = Loop([{TP("in", 0): [5, 6, 7]}], done=False)  # the partition was lost meanwhile
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [5, 6, 7])]
+    assert loop.consumer.processed == {}
+
+
+async def test_records_below_the_read_offset_are_not_handed_over_again() -> None:
+    # a fetch made before a seek back may still hold records from before it
+    loop = Loop([{TP("in", 0): [3, 4, 5, 6]}])
+    loop.consumer._read_offset[TP("in", 0)] = 5
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [5, 6])]
+
+
+async def test_a_rebalance_begun_during_a_batch_leaves_the_rest_of_the_fetch_unread() -> None:
+    # what is left is read again from the committed offsets at the rebalance's end: its read
+    # offset does not move, and nothing of it is committed
+    loop = Loop([{TP("in", 0): [5, 6], TP("in", 1): [9, 10]}])
+
+    async def rebalance(tp: TP) -> None:
+        loop.consumer.stop_flow()
+
+    loop.during = rebalance  # type: ignore[method-assign]
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [5, 6])]
+    assert loop.consumer.processed == {TP("in", 0): 7}
+    assert loop.consumer._read_offset[TP("in", 1)] is None
+
+
+async def test_a_new_generation_during_a_batch_leaves_the_rest_of_the_fetch_unread() -> None:
+    loop = Loop([{TP("in", 0): [5], TP("in", 1): [9]}])
+
+    async def rebalanced(tp: TP) -> None:
+        loop.consumer.app.consumer_generation_id = 2
+
+    loop.during = rebalanced  # type: ignore[method-assign]
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [5])]
+
+
+async def test_changelog_records_take_faust_s_path_one_by_one() -> None:
+    loop = Loop([{TP("table-changelog", 0): [0, 1], TP("in", 0): [4]}])
+    await loop.run()
+    assert loop.one_by_one == [("table-changelog", 0), ("table-changelog", 1)]
+    assert loop.handed == [(TP("in", 0), [4])]
+    assert TP("table-changelog", 0) not in loop.consumer.processed  # commits: the input only
+
+
+async def test_a_revocation_waits_for_the_batch_in_hand_and_forgets_what_it_lost(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the fetch loop would move its read offset past 43 with 1108 and 1109, then drop 43
-    fetched = [(TP("t", 0), 1107), (TP("t", 1), 7), (TP("t", 0), 1109), (TP("t", 0), 44)]
-    fetched += [(TP("t", 0), 45)]  # 43 is a transaction marker: 44 is the first record
+    revoked_while: list[Any] = []
 
-    async def getmany(self: Any, timeout: float) -> Any:
-        for tp, offset in fetched:
-            yield tp, SimpleNamespace(offset=offset)
+    async def faust_s_revocation(self: Any, revoked: Any) -> None:
+        revoked_while.append(self.in_hand)
 
-    async def seek_wait(self: Any, offsets: Any) -> None:
-        pass
+    monkeypatch.setattr(driver.Consumer, "on_partitions_revoked", faust_s_revocation)
+    release = asyncio.Event()
+    loop = Loop([{TP("in", 0): [5, 6]}, {TP("in", 0): [7]}])
 
-    monkeypatch.setattr(driver.Consumer, "getmany", getmany)
-    monkeypatch.setattr(driver.Consumer, "seek_wait", seek_wait)
-    consumer = bare()
-    consumer._read_offset = {TP("t", 0): 1107}
-    await consumer.reread(TP("t", 0), 43, until=1107)
-    passed = [(tp.partition, m.offset) async for tp, m in consumer.getmany(1.0)]
-    assert passed == [(1, 7), (0, 44), (0, 45)]
-    assert consumer._read_offset[TP("t", 0)] is None  # cleared for 44: not dropped below 1107
-    assert consumer.rereading == {}
+    async def slow(tp: TP) -> None:
+        await release.wait()
 
-
-def bookkeeping(
-    committed: int,
-    acked: list[int],
-    gap: tuple[int, int] | None = None,
-    kind: type = SeekingConsumer,
-) -> Any:
-    """A consumer holding Faust's commit bookkeeping of partition t/0: the offset committed,
-    the offsets acknowledged, and a gap the fetch loop saw (intervaltree: end excluded)."""
-    consumer = object.__new__(kind)
-    consumer._acked = defaultdict(list, {TP("t", 0): list(acked)})
-    consumer._acked_index = defaultdict(set, {TP("t", 0): set(acked)})
-    consumer._gap = defaultdict(IntervalTree)
-    if gap is not None:
-        consumer._gap[TP("t", 0)].addi(*gap)
-    consumer._committed_offset = defaultdict(lambda: None, {TP("t", 0): committed})
-    return consumer
-
-
-def commits(consumer: Any, times: int) -> list[int | None]:
-    """The offsets committed by ``times`` commits in a row, as Faust's commit moves them."""
-    found = []
-    for _ in range(times):
-        offset = consumer._new_offset(TP("t", 0))
-        if offset is not None:
-            consumer._committed_offset[TP("t", 0)] = offset
-        found.append(offset)
-    return found
-
-
-def test_a_gap_over_offsets_acknowledged_does_not_slow_the_commits_to_one_offset() -> None:
-    # Faust adds a gap it saw to the offsets acknowledged, even offsets acknowledged already:
-    # each one listed twice ends the run it commits up to (seen: 7 offsets per 20 s)
-    faust = bookkeeping(100, [*range(100, 200)], (120, 180), kind=driver.Consumer)
-    assert commits(faust, 3) == [121, 122, 123]  # Faust alone
-    ours = bookkeeping(100, [*range(100, 200)], (120, 180))
-    assert commits(ours, 3) == [121, 200, None]  # the run that held the gap, then the rest
-    assert ours._acked[TP("t", 0)] == []
-
-
-def test_offsets_acknowledged_after_their_gap_was_added_are_listed_once() -> None:
-    # 100 and 101 not acknowledged yet: nothing committed, the gap 120-149 listed as done;
-    # then 120-129 come (read again) with 100 and 101
-    for kind, expected in ((driver.Consumer, 121), (SeekingConsumer, 151)):
-        consumer = bookkeeping(100, [*range(102, 120), 150], (120, 150), kind=kind)
-        assert commits(consumer, 1) == [None]
-        consumer._acked[TP("t", 0)] += [100, 101, *range(120, 130)]
-        assert commits(consumer, 1) == [expected]
-
-
-def test_a_commit_seen_on_the_broker_moves_the_offset_faust_commits_from() -> None:
-    # seen: 107 committed on the broker, 83 by Faust's count, the records from 107 on
-    # acknowledged: Faust waits for 83 to 106, which do not come again
-    consumer = bookkeeping(83, [*range(107, 200)])
-    assert commits(consumer, 1) == [None]
-    consumer.follow_commit(TP("t", 0), 107)
-    assert commits(consumer, 1) == [200]
-    consumer.follow_commit(TP("t", 0), 150)  # behind: nothing changes
-    assert consumer._committed_offset[TP("t", 0)] == 200
-    consumer.follow_commit(TP("t", 1), 10)  # nothing known: Faust commits what it has
-    assert consumer._committed_offset.get(TP("t", 1)) is None
+    loop.during = slow  # type: ignore[method-assign]
+    running = asyncio.ensure_future(loop.run())
+    while not loop.handed:
+        await asyncio.sleep(0)
+    revoking = asyncio.ensure_future(loop.consumer.on_partitions_revoked({TP("in", 0)}))
+    await asyncio.sleep(0.01)
+    assert not revoking.done()  # the batch in hand first
+    release.set()
+    await revoking
+    assert revoked_while == [None]
+    assert loop.consumer.processed == {}  # revoked: its next owner commits it
+    assert loop.consumer.flow_active is False  # no batch after it
+    loop.consumer.flow_active = True
+    await running

@@ -54,6 +54,39 @@ class UnackedTopic(SimTopic):
         return asyncio.get_running_loop().create_future()
 
 
+class DictState:
+    """The table as a dict (keys are unique across partitions: a pair lives in one)."""
+
+    def __init__(self, data: dict[str, bytes]) -> None:
+        self.data = data
+        self.writes = 0
+
+    def get(self, partition: int, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def items(self) -> Any:
+        return list(self.data.items())
+
+    async def write(self, partition: int, changes: Any) -> None:
+        self.writes += 1
+        for key, value in changes.items():
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+
+def record(offset: int, key: bytes | None, value: bytes) -> Any:
+    return SimpleNamespace(offset=offset, key=key, value=value, timestamp=None)
+
+
+async def transaction(
+    detector: Detector, partition: int, offset: int, key: bytes | None, value: bytes
+) -> None:
+    """One input record, as a batch of its own."""
+    await detector.on_transactions(partition, [record(offset, key, value)])
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0  # wall clock: 2027, after every event time here
@@ -76,7 +109,7 @@ def detector_on(
     """A detector with default settings over ``table``; topics that only record what they get."""
     return Detector(
         settings(),
-        table,
+        DictState(table),
         fraud=fraud or SimTopic(),
         dead_letters=dead_letters or SimTopic(),
         rekeyed=SimTopic(),
@@ -98,7 +131,7 @@ async def run(
     clock = Clock()
     detector = Detector(
         settings(**overrides),
-        {},
+        DictState({}),
         fraud=fraud,
         dead_letters=dlq,
         rekeyed=rekeyed,
@@ -114,17 +147,21 @@ async def run(
 
     async def drain() -> bool:
         progressed = False
-        for partition in range(PARTITIONS):
-            for _ in range(rng.randint(1, 3)):
-                if done[partition] < len(inputs[partition]):
-                    key, value = inputs[partition][done[partition]]
-                    await detector.on_transaction(partition, done[partition], key, value)
-                    done[partition] += 1
-                    progressed = True
+        for partition in range(PARTITIONS):  # batches of 1 to 3 records
+            start = done[partition]
+            batch = inputs[partition][start : start + rng.randint(1, 3)]
+            if batch:
+                await detector.on_transactions(
+                    partition, [record(start + i, k, v) for i, (k, v) in enumerate(batch)]
+                )
+                done[partition] += len(batch)
+                progressed = True
             queue = rekeyed.partitions[partition]
-            while done_rekeyed[partition] < len(queue):
-                await detector.on_rekeyed(partition, queue[done_rekeyed[partition]][1])
-                done_rekeyed[partition] += 1
+            if done_rekeyed[partition] < len(queue):
+                await detector.on_rekeyed(
+                    partition, [record(0, k, v) for k, v in queue[done_rekeyed[partition] :]]
+                )
+                done_rekeyed[partition] = len(queue)
                 progressed = True
         return progressed
 
@@ -222,7 +259,7 @@ async def test_unkeyed_input_gives_the_same_alerts(seed: int) -> None:
 
 async def test_state_is_dropped_once_every_window_closed() -> None:
     detector, _, _ = await run(keyed(stream(6, 500, keyed=True)))
-    assert [k for k in detector.table if not k.startswith("#")] == []  # type: ignore[attr-defined]
+    assert [k for k in detector.state.data if not k.startswith("#")] == []  # type: ignore[attr-defined]
 
 
 def test_alert_fields(seed: int = 1) -> None:
@@ -263,12 +300,12 @@ async def test_after_a_stall_the_worker_restarts_before_writing_anything() -> No
     detector = detector_on(table)
     detector.on_rebalance((), assigned={0, 1})
     line = b"2017-07-23T00:00:01Z;1;2;5"
-    await detector.on_transaction(1, 0, b"1:2", line)
+    await transaction(detector, 1, 0, b"1:2", line)
     assert "1:2" in table
     stalled(detector)
     before = dict(table)
     with pytest.raises(Restarted, match="stopped for 3600s, past the session timeout"):
-        await detector.on_transaction(1, 1, b"1:2", line)
+        await transaction(detector, 1, 1, b"1:2", line)
     assert table == before
 
 
@@ -304,7 +341,7 @@ async def test_an_alert_wait_that_spans_a_stall_writes_no_state() -> None:
     detector = detector_on(table, fraud=StallingTopic())
     detector.on_rebalance((), assigned={0})
     with pytest.raises(Restarted):
-        await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;2000000")
+        await transaction(detector, 0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;2000000")
     assert table == {} or all(key.startswith("#") for key in table)
 
 
@@ -314,7 +351,7 @@ async def test_a_revoked_partition_is_not_written() -> None:
     detector.on_rebalance((), assigned={0, 1})
     detector.on_rebalance((1,))
     with pytest.raises(Fenced):
-        await detector.on_transaction(1, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+        await transaction(detector, 1, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
     assert table == {}
 
 
@@ -325,7 +362,7 @@ async def test_a_slow_start_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
     detector.beat()
     detector.on_rebalance((), assigned={0})
-    await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+    await transaction(detector, 0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
 
 
 async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
@@ -337,7 +374,7 @@ async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
     detector.on_rebalance((), assigned={0})
     later = time.monotonic() + 3600  # an hour of restoring a large table
     monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
-    await detector.on_transaction(0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+    await transaction(detector, 0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
 
 
 async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again() -> None:
@@ -351,24 +388,24 @@ async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again(
     detector = detector_on(table, dead_letters=before_crash)
     detector.on_rebalance((), assigned={0})
     for offset, line in enumerate(lines):
-        await detector.on_transaction(0, offset, b"1:2", line)
+        await transaction(detector, 0, offset, b"1:2", line)
     assert len(before_crash.partitions[zlib.crc32(b"") % PARTITIONS]) == 1
     # restart on the state as it was stored (the changelog): the input is replayed from 0
     after_crash, stored = SimTopic(), dict(table)
     restarted = detector_on(stored, dead_letters=after_crash)
     restarted.on_rebalance((), assigned={0})
     for offset, line in enumerate(lines):
-        await restarted.on_transaction(0, offset, b"1:2", line)
+        await transaction(restarted, 0, offset, b"1:2", line)
     letters = [models.decode(v) for vs in after_crash.partitions.values() for _, v in vs]
     assert [(d["reason"], d["offset"]) for d in letters] == [("late", 1)]
     assert restarted.counts["duplicates_skipped"] == 2
     # acknowledged now: once the clock is stored again, a further replay does not repeat it
     await asyncio.sleep(0)  # the acknowledgement's callback
-    await restarted.on_transaction(0, 3, b"1:2", b"2017-07-23T01:30:00Z;1;2;1")
+    await transaction(restarted, 0, 3, b"1:2", b"2017-07-23T01:30:00Z;1;2;1")
     again = SimTopic()
     third = detector_on(stored, dead_letters=again)
     third.on_rebalance((), assigned={0})
-    await third.on_transaction(0, 1, b"1:2", lines[1])
+    await transaction(third, 0, 1, b"1:2", lines[1])
     assert dict(again.partitions) == {}
 
 
@@ -380,7 +417,7 @@ async def test_indexing_many_pairs_lets_the_event_loop_run() -> None:
     pairs = 3 * detector_module.INDEX_YIELD_PAIRS
     for n in range(pairs):
         line = f"2017-07-23T00:00:01Z;{n};x;5".encode()
-        await writer.on_transaction(0, n, f"{n}:x".encode(), line)
+        await transaction(writer, 0, n, f"{n}:x".encode(), line)
     reader = detector_on(table)
     turns = 0
 
@@ -419,7 +456,7 @@ async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_
     clock = Clock()
     detector = Detector(
         settings(TOPIC_PARTITIONS="2"),
-        {},
+        DictState({}),
         fraud=fraud,
         dead_letters=dlq,
         rekeyed=rekeyed,
@@ -432,7 +469,7 @@ async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_
         for partition in (0, 1):
             queue = rekeyed.partitions[partition]
             while delivered[partition] < len(queue):
-                await detector.on_rekeyed(partition, queue[delivered[partition]][1])
+                await detector.on_rekeyed(partition, [record(0, *queue[delivered[partition]])])
                 delivered[partition] += 1
 
     def line(minute: int, amount: str) -> bytes:
@@ -440,20 +477,57 @@ async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_
 
     detector.on_rebalance((), assigned={0, 1})
     assert detector.idle_partitions([0, 1]) == []  # the idle time counts from here
-    await detector.on_transaction(0, 0, None, line(0, "6000"))
-    await detector.on_transaction(0, 1, None, line(1, "6000"))
+    await transaction(detector, 0, 0, None, line(0, "6000"))
+    await transaction(detector, 0, 1, None, line(1, "6000"))
     await deliver()
     clock.now += 6  # partition 1, never a record, is idle: partition 0 alone drives the minimum
     assert detector.idle_partitions([0, 1], waiting=lambda p: p == 0) == [1]
     await detector.on_tick(1)
     await deliver()
-    await detector.on_transaction(0, 2, None, line(30, "1"))  # closes every window of 0..1
+    await transaction(detector, 0, 2, None, line(30, "1"))  # closes every window of 0..1
     await deliver()
     assert len(alerts(fraud, "window_closed")) == 5  # the five windows holding both: 12,000
     assert detector.clocks[1].source_idle
-    await detector.on_transaction(1, 0, None, line(5, "9000"))  # back: behind the watermark
+    await transaction(detector, 1, 0, None, line(5, "9000"))  # back: behind the watermark
     await deliver()
     assert not detector.clocks[1].source_idle
     letters = [models.decode(value) for records in dlq.partitions.values() for _, value in records]
     assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [("late", 1, 0)]
     assert detector.counts["late"] == 1
+
+
+async def test_a_batch_reads_and_writes_a_hot_pair_once() -> None:
+    # 200 transfers of one pair in one batch: one write of the partition's state, as many
+    # alerts as fed one by one
+    lines = [f"{models.rfc3339_ms(START_MS + i * 1000)};1;2;{400 + i}".encode() for i in range(200)]
+    batched, one_by_one = DictState({}), DictState({})
+    fraud_batched, fraud_single = SimTopic(), SimTopic()
+    for state, fraud in ((batched, fraud_batched), (one_by_one, fraud_single)):
+        detector = Detector(
+            settings(), state, fraud=fraud, dead_letters=SimTopic(), rekeyed=SimTopic(),
+            restart=restart, now=Clock(),
+        )  # fmt: skip
+        detector.on_rebalance((), assigned={0})
+        if state is batched:
+            await detector.on_transactions(0, [record(i, b"1:2", v) for i, v in enumerate(lines)])
+        else:
+            for i, v in enumerate(lines):
+                await transaction(detector, 0, i, b"1:2", v)
+    assert batched.writes == 1
+    assert one_by_one.writes == 200
+    assert batched.data["1:2"] == one_by_one.data["1:2"]  # the clock: saved more often apart
+    crossed = alerts(fraud_batched, "threshold_crossed")
+    assert crossed and crossed == alerts(fraud_single, "threshold_crossed")
+
+
+async def test_a_batch_s_state_is_written_only_once_its_alerts_are_acknowledged() -> None:
+    table: dict[str, bytes] = {}
+    fraud = UnackedTopic()
+    detector = detector_on(table, fraud=fraud)
+    detector.on_rebalance((), assigned={0})
+    line = b"2017-07-23T00:00:01Z;1;2;2000000"
+    batch = asyncio.ensure_future(transaction(detector, 0, 0, b"1:2", line))
+    await asyncio.sleep(0.01)
+    assert sum(len(p) for p in fraud.partitions.values()) == 5  # the alerts went out
+    assert not batch.done() and table == {}  # its state waits for the acknowledgement
+    batch.cancel()

@@ -19,7 +19,7 @@ from localkafka import make_certificates
 
 from app import app, settings
 from app.app import broker_credentials
-from app.runtime.consumer import SeekingConsumer
+from app.runtime.consumer import BatchConsumer
 from kafka_security import KafkaSecurity
 
 
@@ -181,17 +181,23 @@ async def test_an_undelivered_record_crashes_the_worker_once() -> None:
     assert app.send_failures in app.sensors  # type: ignore[attr-defined]
 
 
-def test_the_fenced_table_writes_its_changelog_as_faust_does() -> None:
-    # app.runtime.fencing.FencedTable.send_changelog is Faust's, plus a header and the write time
+def test_the_table_s_store_and_restore_are_what_the_batched_writes_rely_on() -> None:
+    # app.runtime.state writes the store Faust's recovery, standbys and CLI read: one RocksDB
+    # per partition, raw keys and values, the offset to restore from under Faust's key
     from app.agents import pair_windows
     from app.runtime.fencing import FencedTable
 
     assert isinstance(pair_windows, FencedTable)
-    ours = inspect.signature(FencedTable.send_changelog)
-    assert ours.parameters.keys() == inspect.signature(Collection.send_changelog).parameters.keys()
-    faust_s = inspect.getsource(Collection.send_changelog)
-    for part in ("send_soon(", "callback=self._on_changelog_sent", "eager_partitioning=True"):
-        assert part in faust_s
+    assert isinstance(pair_windows.data, rocksdb.Store)
+    assert "db_options = Options(raw_mode=True)" in inspect.getsource(
+        rocksdb.RocksDBOptions.as_options
+    )
+    assert "self.offset_key" in inspect.getsource(rocksdb.Store.set_persisted_offset)
+    assert "self._dbs[partition] = self._open_for_partition" in inspect.getsource(
+        rocksdb.Store._db_for_partition
+    )
+    # a read without an event (web views, commands) looks the key up in every partition
+    assert "self._dbs.items()" in inspect.getsource(rocksdb.Store._get_bucket_for_key)
     # a restore (and a standby) applies the changelog through the table, with its headers
     from faust.tables.recovery import Recovery
 
@@ -208,7 +214,7 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
     for name in ("self.active_offsets = ", "self.active_highwaters = "):
         assert name in init
     assert "self.in_recovery = True" in inspect.getsource(Recovery._set_recovery_started)
-    # app.agents._follow_on: the committed offset an assignment starts from, and later commits
+    # app.agents.tick_idle_partitions: the committed offset an assignment starts from
     assert "self._committed_offset.update(" in inspect.getsource(Consumer.perform_seek)
     assert "self._committed_offset.update(" in inspect.getsource(Consumer._commit_offsets)
     # app.agents._stuck_input: no input is processed while the group rebalances, and the flag
@@ -224,7 +230,7 @@ def test_the_progress_watch_reads_what_faust_keeps() -> None:
     assert "rebalance_timeout_ms=int(rebalance_timeout * 1000.0)" in create
     # app.agents._tell_consumer_state: what the consumer keeps per partition
     consumer_init = inspect.getsource(Consumer.__init__)
-    for name in ("self._acked = ", "self._gap = ", "self._read_offset = "):
+    for name in ("self._committed_offset = ", "self._read_offset = "):
         assert name in consumer_init
 
 
@@ -250,36 +256,38 @@ def test_faust_s_seek_to_committed_leaves_uncommitted_partitions_where_they_are(
 
     assert "if offset and offset > 0:" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
     assert "await self.seek_to_committed()" in inspect.getsource(Consumer.perform_seek)
-    assert app.consumer.seek_to_committed.__func__ is SeekingConsumer.seek_to_committed
+    assert app.consumer.seek_to_committed.__func__ is BatchConsumer.seek_to_committed
 
 
-def test_a_message_marked_acknowledged_is_not_acknowledged_again() -> None:
-    # app.agents._leave_unacknowledged: records read ahead of a seek back are neither processed
-    # nor committed; the offsets to commit come only from Consumer.ack, which Message.ack skips
-    from weakref import WeakSet
+def test_the_batch_consumer_replaces_the_fetch_loop_and_the_commit_bookkeeping() -> None:
+    # app.runtime.consumer.BatchConsumer: Faust's fetcher runs the consumer's _drain_messages,
+    # whose records come from _wait_next_records (which waits while the flow is stopped)
+    from faust.transport.consumer import Fetcher
 
-    from faust.types.tuples import Message
+    assert "await consumer._drain_messages(self)" in inspect.getsource(Fetcher._fetcher.fun)
+    wait_next = inspect.getsource(Consumer._wait_next_records)
+    assert "await self.wait(self.can_resume_flow)" in wait_next
+    assert "return records, active_partitions" in wait_next
+    assert "to_message(tp, record)" in inspect.getsource(Consumer.getmany)
+    # commits go through the two methods it overrides, and flush the producer first
+    assert "self._filter_tps_with_pending_acks(topics)" in inspect.getsource(Consumer.force_commit)
+    committable = inspect.getsource(Consumer._filter_committable_offsets)
+    assert "offset = self._new_offset(tp)" in committable
+    commit = inspect.getsource(Consumer._commit_offsets)
+    assert commit.index("await self.app.producer.flush()") < commit.index("await self._commit(")
+    # a revocation reaches it through on_partitions_revoked, before Faust commits and flushes
+    from faust.transport.consumer import ThreadDelegateConsumer
 
-    assert "if not self.acked:" in inspect.getsource(Message.ack)
-    assert "acked_for_tp.append(offset)" in inspect.getsource(Consumer.ack)
-    assert "acked = self._acked[tp]" in inspect.getsource(Consumer._new_offset)
-    assert isinstance(app.consumer._unacked_messages, WeakSet)  # type: ignore[attr-defined]
-    # the seek back goes through the consumer's thread, and sets where Faust reads from
-    assert "consumer.seek(tp, offset)" in inspect.getsource(
-        driver.AIOKafkaConsumerThread._seek_wait
+    assert issubclass(BatchConsumer, ThreadDelegateConsumer)
+    assert "self.on_partitions_revoked" in inspect.getsource(
+        ThreadDelegateConsumer.threadsafe_partitions_revoked
     )
-    assert "self.consumer._read_offset[tp] = offset" in inspect.getsource(
-        driver.AIOKafkaConsumerThread._seek_wait
+    revoked = inspect.getsource(type(app)._on_partitions_revoked)
+    assert revoked.index("_consumer_wait_empty") < revoked.index("_producer_flush")
+    assert "await self.commit()" in inspect.getsource(Consumer.wait_empty) or (
+        "await T(self.commit)()" in inspect.getsource(Consumer.wait_empty)
     )
-
-
-def test_faust_s_fetch_loop_drops_records_below_its_read_offset() -> None:
-    # app.runtime.consumer.SeekingConsumer.reread: why the records fetched before a seek back are
-    # dropped before the loop sees them, and its read offset cleared for the awaited one
-    source = inspect.getsource(Consumer._drain_messages)
-    assert "getmany = self.getmany" in source
-    assert "if r_offset is None or offset >= r_offset:" in source
-    assert source.index("callback(message)") < source.index("set_read_offset(tp, offset)")
+    assert app.consumer.wait_empty.__func__ is BatchConsumer.wait_empty  # type: ignore[attr-defined]
 
 
 def test_faust_s_table_routing_forwards_the_request_s_headers() -> None:

@@ -111,25 +111,3 @@ def test_a_broker_set_timestamp_is_no_write_time() -> None:
     late.message.timestamp_type = 1  # LogAppendTime
     table.apply_changelog_batch([event(1, 6, 200, b"b"), late])
     assert store.applied == [b"b", b"kept"]
-
-
-def test_a_table_write_names_its_writer_and_its_time() -> None:
-    table, _, sent = bare_table()
-    table._on_changelog_sent = "callback"  # type: ignore[assignment,method-assign]
-    table.send_changelog(3, b"1:2", b"{}")
-    (record,) = sent
-    assert record["headers"] == [(GENERATION_HEADER, b"7")]
-    assert record["partition"] == 3 and record["key"] == b"1:2" and record["value"] == b"{}"
-    assert record["timestamp"] > 1_700_000_000  # the write time, in seconds
-    assert record["key_serializer"] == "raw" and record["callback"] == "callback"
-
-
-def test_a_zombie_s_records_after_the_worker_s_own_writes_are_dropped() -> None:
-    # B restored A's records, then wrote the partition itself; it lost it and gets it back:
-    # the restore starts after B's own records, where A's held ones landed
-    table, store, _ = bare_table()
-    table.apply_changelog_batch([event(0, 5, 100, b"a")])
-    table._on_changelog_sent = "callback"  # type: ignore[assignment,method-assign]
-    table.send_changelog(0, b"1:2", b"b")  # generation 7, now
-    table.apply_changelog_batch([event(2, 5, 120, b"stale")])
-    assert store.applied == [b"a"]
