@@ -122,6 +122,7 @@ class Detector:
         self.changed: set[str] = set()
         self.clock_changed = False
         self.acks: list[Awaitable[Any]] = []
+        self.turn = asyncio.Lock()  # one batch at a time (the consumer's, or a timer's tick)
 
     def set_threshold(self, cents: int) -> None:
         """A new threshold from the control topic: applies to what is processed from now on."""
@@ -131,13 +132,14 @@ class Detector:
 
     async def on_transactions(self, partition: int, records: Sequence[Record]) -> None:
         """A batch of records of the input topic, oldest first."""
-        clock = await self._begin(partition)
-        try:
-            for record in records:
-                await self._transaction(clock, partition, record.offset, record.key, record.value)
-            await self._end(partition)
-        finally:
-            self._drop_batch()
+        async with self.turn:
+            clock = await self._begin(partition)
+            try:
+                for r in records:
+                    await self._transaction(clock, partition, r.offset, r.key, r.value)
+                await self._end(partition)
+            finally:
+                self._drop_batch()
         now = self.now()
         self.last_input[partition] = now
         self.next_offset[partition] = records[-1].offset + 1
@@ -205,13 +207,14 @@ class Detector:
     async def on_rekeyed(self, partition: int, records: Sequence[Record]) -> None:
         """A batch of records of the internal re-keyed topic: transactions and watermark
         announcements."""
-        clock = await self._begin(partition)
-        try:
-            for record in records:
-                await self._rekeyed(clock, record.value)
-            await self._end(partition)
-        finally:
-            self._drop_batch()
+        async with self.turn:
+            clock = await self._begin(partition)
+            try:
+                for record in records:
+                    await self._rekeyed(clock, record.value)
+                await self._end(partition)
+            finally:
+                self._drop_batch()
 
     async def _rekeyed(self, clock: PartitionClock, value: bytes | None) -> None:
         data = models.decode(value or b"{}")
@@ -231,12 +234,13 @@ class Detector:
     async def on_tick(self, partition: int) -> None:
         """A wall-clock tick for an input partition that may be idle: it leaves the minimum of
         re-keyed state (announced once), and its own watermark goes on at wall-clock speed."""
-        clock = await self._begin(partition)
-        try:
-            await self._tick(clock, partition)
-            await self._end(partition)
-        finally:
-            self._drop_batch()
+        async with self.turn:
+            clock = await self._begin(partition)
+            try:
+                await self._tick(clock, partition)
+                await self._end(partition)
+            finally:
+                self._drop_batch()
 
     async def _tick(self, clock: PartitionClock, partition: int) -> None:
         idle_s = self.settings.idle_timeout_s

@@ -15,7 +15,6 @@ COUNTERS = {
     "processed": ("fraud_transactions_processed_total", "Transactions added to windows"),
     "late": ("fraud_late_total", "Transactions whose windows had all closed"),
     "duplicates_skipped": ("fraud_duplicates_skipped_total", "Replayed records recognised"),
-    "input_gaps": ("fraud_input_gaps_total", "Input offsets that never reached the worker"),
 }
 LABELLED = (
     ("alerts_", "fraud_alerts_total", "kind", "Alerts written to the fraud topic"),

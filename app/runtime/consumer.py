@@ -41,7 +41,7 @@ class BatchConsumer(driver.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.processed: dict[TP, int] = {}  # per input partition: the offset to commit next
-        self.in_hand: asyncio.Future[None] | None = None  # the batch the detector works on
+        self.in_hand: asyncio.Future[bool] | None = None  # the batch the detector works on
 
     async def _drain_messages(self, fetcher: Any) -> None:
         stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
@@ -74,15 +74,23 @@ class BatchConsumer(driver.Consumer):
                 raise
 
     async def _hand_over(self, tp: TP, batch: Sequence[Any]) -> None:
+        """The detector's turn on ``batch``. It runs to its end even if the fetch loop is
+        stopped meanwhile (the worker stops: the stop waits for it in ``wait_empty`` and commits
+        it), for a batch cut short would leave its partition's changelog written and its local
+        state not."""
         assert self.handler is not None, "no handler for the input: app.agents sets it"
-        self.in_hand = in_hand = asyncio.get_running_loop().create_future()
-        try:
-            done = await self.handler(tp, batch)
-        finally:
-            self.in_hand = None
-            in_hand.set_result(None)
-        if done:
-            self.processed[tp] = batch[-1].offset + 1
+        last = batch[-1].offset
+        turn = asyncio.ensure_future(self.handler(tp, batch))
+
+        def ended(turn: asyncio.Future[bool]) -> None:
+            if self.in_hand is turn:
+                self.in_hand = None
+            if not turn.cancelled() and turn.exception() is None and turn.result():
+                self.processed[tp] = last + 1
+
+        turn.add_done_callback(ended)
+        self.in_hand = turn
+        await asyncio.shield(turn)
 
     async def _one_by_one(self, tp: Any, batch: Sequence[Any]) -> None:
         """Faust's own path, for changelog records (they go to the table recovery)."""
@@ -94,7 +102,8 @@ class BatchConsumer(driver.Consumer):
     async def _batch_ended(self) -> None:
         in_hand = self.in_hand
         if in_hand is not None:
-            await asyncio.shield(in_hand)
+            with contextlib.suppress(Exception):  # the fetch loop reports how it failed
+                await asyncio.shield(in_hand)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """The batch in hand ends before its partition goes (its state reaches the changelog

@@ -222,3 +222,26 @@ async def test_a_revocation_waits_for_the_batch_in_hand_and_forgets_what_it_lost
     assert loop.consumer.flow_active is False  # no batch after it
     loop.consumer.flow_active = True
     await running
+
+
+async def test_a_stopped_fetch_loop_lets_the_batch_in_hand_end_and_count() -> None:
+    # the worker stops mid-batch: the batch ends (its changelog and local state both written)
+    # and the stop's commit includes it
+    release = asyncio.Event()
+    loop = Loop([{TP("in", 0): [5, 6]}])
+
+    async def slow(tp: TP) -> None:
+        await release.wait()
+
+    loop.during = slow  # type: ignore[method-assign]
+    running = asyncio.ensure_future(loop.run())
+    while not loop.handed:
+        await asyncio.sleep(0)
+    running.cancel()  # Faust stops the fetcher
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert loop.consumer.in_hand is not None and not loop.consumer.in_hand.done()
+    release.set()
+    await loop.consumer._batch_ended()  # what wait_empty does before it commits
+    assert loop.consumer.processed == {TP("in", 0): 7}
+    assert loop.consumer.in_hand is None

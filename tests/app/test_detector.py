@@ -531,3 +531,21 @@ async def test_a_batch_s_state_is_written_only_once_its_alerts_are_acknowledged(
     assert sum(len(p) for p in fraud.partitions.values()) == 5  # the alerts went out
     assert not batch.done() and table == {}  # its state waits for the acknowledgement
     batch.cancel()
+
+
+async def test_a_timer_s_tick_waits_for_the_batch_in_hand() -> None:
+    # the idle timer ticks partitions added to the input directly: not in the middle of a batch
+    table: dict[str, bytes] = {}
+    fraud = UnackedTopic()
+    detector = detector_on(table, fraud=fraud)
+    detector.on_rebalance((), assigned={0, PARTITIONS})
+    line = b"2017-07-23T00:00:01Z;1;2;2000000"
+    batch = asyncio.ensure_future(transaction(detector, 0, 0, b"1:2", line))
+    await asyncio.sleep(0.01)
+    tick = asyncio.ensure_future(detector.on_tick(PARTITIONS))
+    await asyncio.sleep(0.01)
+    assert not tick.done()  # it waits its turn: the batch's alerts are not acknowledged yet
+    assert table == {}
+    batch.cancel()
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(tick, 1)

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
 from faust.types import TP
 from localkafka import LocalKafka, free_ports
@@ -84,7 +83,6 @@ def report(
             # the worker's own remedies (app.runtime.localstate.restart_afresh, app.runtime.fencing)
             "restarts": logged(pipeline, r"restarting, the local tables rebuilt"),
             "fenced_records": logged(pipeline, r"(\d+) changelog records not restored"),
-            "input_gaps": logged(pipeline, r"never reached this worker"),
         }
         out.write(json.dumps(row) + "\n")
 
@@ -251,9 +249,11 @@ async def test_a_replaced_writer_s_changelog_records_are_not_restored(pipeline: 
     worker = pipeline.worker(0)
     worker.wait_ready(timeout=TIMEOUT)
     lines = [b"2017-07-23T00:00:01Z;1;2;5", b"2017-07-23T00:00:02Z;1;2;7"]
-    await produce(pipeline.bootstrap, pipeline.topics["transactions"], [(b"1:2", x) for x in lines])
     changelog = f"{pipeline.env['APP_ID']}-pair-windows-changelog"
-    first, last = await pair_records(pipeline.bootstrap, changelog, b"1:2", count=2)
+    for count, line in enumerate(lines, 1):  # one batch each: a changelog record each
+        await produce(pipeline.bootstrap, pipeline.topics["transactions"], [(b"1:2", line)])
+        records = await pair_records(pipeline.bootstrap, changelog, b"1:2", count)
+    first, last = records
     state = worker.get("/pair/1:2")[1]["windows"]
     assert [w["count"] for w in state] == [2] * len(state)
     zombie = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all")
@@ -291,45 +291,6 @@ async def pair_records(bootstrap: str, topic: str, key: bytes, count: int) -> li
         return found[:count]
     finally:
         await consumer.stop()
-
-
-async def test_transaction_markers_are_no_skipped_records(
-    kafka: LocalKafka, topics: TopicFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # a worker restarts when input records never reached it (app.agents._follow_on), as the
-    # broker tells: not for offsets that hold no record (an upstream writing with transactions
-    # leaves its markers there), nor for records its group has committed
-    from app import agents
-
-    topic = topics.create(partitions=1, transactions="transactions")["transactions"]
-    group = f"group-{topic}"
-    test_settings = replace(agents.settings, bootstrap=kafka.bootstrap, app_id=group)
-    monkeypatch.setattr(agents, "settings", test_settings)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, transactional_id=topic)
-    await producer.start()
-    try:
-        for value in (b"a", b"b", b"c"):
-            async with producer.transaction():
-                await producer.send_and_wait(topic, value, partition=0)
-    finally:
-        await producer.stop()
-    tp = TP(topic, 0)  # offsets: 0 "a", 1 marker, 2 "b", 3 marker, 4 "c", 5 marker
-    assert await agents._skipped(tp, 4) == (0, 3)  # nothing committed: "a" and "b" skipped
-    await commit(kafka.bootstrap, group, TopicPartition(topic, 0), 1)
-    assert await agents._skipped(tp, 2) is None  # offset 1 is a marker
-    assert await agents._skipped(tp, 4) == (2, 3)  # "b" skipped
-    await commit(kafka.bootstrap, group, TopicPartition(topic, 0), 4)
-    assert await agents._skipped(tp, 4) is None  # committed
-    # a group that never committed reads from the log's start, which retention may have moved
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(2)})
-    finally:
-        await admin.close()
-    monkeypatch.setattr(agents, "settings", replace(test_settings, app_id=f"{group}-new"))
-    assert await agents._skipped(tp, 2) is None  # "a" deleted: the log starts at 2
-    assert await agents._skipped(tp, 4) == (2, 3)
 
 
 async def test_the_input_watch_asks_the_broker_for_ends_and_commits(
