@@ -349,4 +349,5 @@ async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     actives = app.assignor.assigned_actives()
     owned = {tp.partition for tp in actives if tp.topic == settings.transactions_topic}
-    detector.on_rebalance((), assigned=owned)
+    counted = app.consumer.topic_partitions(settings.transactions_topic)
+    detector.on_rebalance((), assigned=owned, input_partitions=counted)

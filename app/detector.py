@@ -115,6 +115,9 @@ class Detector:
         self.latency = Histogram()  # record's Kafka timestamp -> processed
         self.next_offset: dict[int, int] = {}  # per input partition, for the lag
         self.assigned: set[int] | None = None  # input partitions owned; None: not told yet
+        # partitions of the input topic: each is in the minimum re-keyed state takes from the
+        # assignment that showed it on (more than TOPIC_PARTITIONS once partitions are added)
+        self.input_partitions = settings.partitions
         self.last_beat: float | None = None  # the heartbeat's last beat (_check_gap)
         # the batch in hand: the pairs it read or changed (None: deleted), those it changed, and
         # the acknowledgements of its alerts
@@ -272,13 +275,24 @@ class Detector:
                 idle.append(p)
         return idle
 
-    def on_rebalance(self, revoked: Iterable[int], assigned: Iterable[int] | None = None) -> None:
-        """Partitions moved: forget their in-memory state; rebuild indexes before going on."""
+    def on_rebalance(
+        self,
+        revoked: Iterable[int],
+        assigned: Iterable[int] | None = None,
+        input_partitions: int | None = None,
+    ) -> None:
+        """Partitions moved: forget their in-memory state; rebuild indexes before going on.
+        ``input_partitions``: the input topic's partition count, as the group knows it now. A
+        partition added to it holds the minimum back from then on, until it announces its
+        watermark or goes idle, as a partition Flink discovers does: none of its records can
+        have been read anywhere before the group knew of it."""
         self._forget(revoked)
         if self.assigned is not None:
             self.assigned.difference_update(revoked)
         if assigned is not None:
             self.assigned = set(assigned)
+        if input_partitions is not None:
+            self.input_partitions = max(self.settings.partitions, input_partitions)
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
@@ -359,7 +373,7 @@ class Detector:
 
     def state_watermark(self, clock: PartitionClock) -> int:
         """The watermark a transaction of the partition meets: never behind what was closed."""
-        return max(clock.closed, clock.watermark(self.settings.partitions))
+        return max(clock.closed, clock.watermark(self.input_partitions))
 
     async def _late(
         self,
@@ -391,7 +405,7 @@ class Detector:
 
     async def _advance(self, clock: PartitionClock) -> None:
         """Close the windows the partition's watermark has passed."""
-        watermark = clock.watermark(self.settings.partitions)
+        watermark = clock.watermark(self.input_partitions)
         if watermark <= clock.closed:
             return
         clock.closed = watermark

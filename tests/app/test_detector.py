@@ -21,6 +21,7 @@ from app import models
 from app.detector import Detector
 from app.errors import Fenced
 from app.settings import Settings
+from app.windowing import NO_WATERMARK
 from tests.reference import expected_alerts
 
 PARTITIONS = 4
@@ -549,3 +550,20 @@ async def test_a_timer_s_tick_waits_for_the_batch_in_hand() -> None:
     batch.cancel()
     await asyncio.sleep(0.01)
     await asyncio.wait_for(tick, 1)
+
+
+async def test_a_partition_added_to_the_input_holds_the_minimum_until_it_announces() -> None:
+    # the group knows the input has 6 partitions (4 at the start): re-keyed state waits for 5
+    detector = detector_on({})
+    detector.on_rebalance((), assigned={0}, input_partitions=PARTITIONS + 2)
+
+    def announcement(source: int, watermark: int) -> Any:
+        return record(0, None, models.encode({"wm": watermark, "src": source}))
+
+    line = "2017-07-23T00:00:01Z;1;2;5"
+    await detector.on_rekeyed(0, [announcement(p, START_MS) for p in range(PARTITIONS + 1)])
+    await detector.on_rekeyed(0, [record(0, b"1:2", models.encode({"line": line, "p": 0, "o": 0}))])
+    clock = detector.clocks[0]
+    assert detector.state_watermark(clock) == NO_WATERMARK  # partition 5 has said nothing yet
+    await detector.on_rekeyed(0, [announcement(PARTITIONS + 1, START_MS)])
+    assert detector.state_watermark(clock) == START_MS
