@@ -132,6 +132,20 @@ class Loop:
         await asyncio.wait_for(self.consumer._drain_messages(self.fetcher), 5)
 
 
+async def in_a_batch(loop: Loop) -> tuple[asyncio.Event, asyncio.Future[None]]:
+    """Run ``loop`` until its first batch is in hand, held there until the event is set."""
+    release = asyncio.Event()
+
+    async def slow(tp: TP) -> None:
+        await release.wait()
+
+    loop.during = slow  # type: ignore[method-assign]
+    running = asyncio.ensure_future(loop.run())
+    while not loop.handed:
+        await asyncio.sleep(0)
+    return release, running
+
+
 async def test_each_input_partition_s_records_are_handed_over_as_one_batch() -> None:
     loop = Loop([{TP("in", 0): [5, 6, 7], TP("in", 1): [0, 1]}, {TP("in", 0): [8]}])
     await loop.run()
@@ -202,16 +216,8 @@ async def test_a_revocation_waits_for_the_batch_in_hand_and_forgets_what_it_lost
         revoked_while.append(self.in_hand)
 
     monkeypatch.setattr(driver.Consumer, "on_partitions_revoked", faust_s_revocation)
-    release = asyncio.Event()
     loop = Loop([{TP("in", 0): [5, 6]}, {TP("in", 0): [7]}])
-
-    async def slow(tp: TP) -> None:
-        await release.wait()
-
-    loop.during = slow  # type: ignore[method-assign]
-    running = asyncio.ensure_future(loop.run())
-    while not loop.handed:
-        await asyncio.sleep(0)
+    release, running = await in_a_batch(loop)
     revoking = asyncio.ensure_future(loop.consumer.on_partitions_revoked({TP("in", 0)}))
     await asyncio.sleep(0.01)
     assert not revoking.done()  # the batch in hand first
@@ -227,16 +233,8 @@ async def test_a_revocation_waits_for_the_batch_in_hand_and_forgets_what_it_lost
 async def test_a_stopped_fetch_loop_lets_the_batch_in_hand_end_and_count() -> None:
     # the worker stops mid-batch: the batch ends (its changelog and local state both written)
     # and the stop's commit includes it
-    release = asyncio.Event()
     loop = Loop([{TP("in", 0): [5, 6]}])
-
-    async def slow(tp: TP) -> None:
-        await release.wait()
-
-    loop.during = slow  # type: ignore[method-assign]
-    running = asyncio.ensure_future(loop.run())
-    while not loop.handed:
-        await asyncio.sleep(0)
+    release, running = await in_a_batch(loop)
     running.cancel()  # Faust stops the fetcher
     with pytest.raises(asyncio.CancelledError):
         await running

@@ -13,6 +13,7 @@ from rocksdict import Options, Rdict
 
 from app.runtime.fencing import GENERATION_HEADER, ChangelogFence, FencedTable
 from app.runtime.state import TableState
+from tests.app.test_fencing import event
 
 
 class Store:
@@ -107,13 +108,6 @@ async def test_a_zombie_s_records_after_the_worker_s_own_writes_are_dropped(
     vars(table).update({"fence": ChangelogFence(), "_data": store, "name": "pair-windows"})
     state = TableState(table, lambda: Producer(store), generation=lambda: 7)  # type: ignore[arg-type,return-value]
     table._changelog_topic = SimpleNamespace(get_topic_name=lambda: "changelog")  # type: ignore[attr-defined]
-
-    def event(offset: int, generation: int, written_ms: int, value: bytes) -> Any:
-        message = SimpleNamespace(
-            tp=TP("changelog", 0), offset=offset, value=value, timestamp=written_ms / 1000,
-            timestamp_type=0, headers=[(GENERATION_HEADER, str(generation).encode())],
-        )  # fmt: skip
-        return SimpleNamespace(message=message)
 
     table.apply_changelog_batch([event(0, 5, 100, b"a")])
     await state.write(0, {"1:2": b"b"})  # generation 7, now
