@@ -138,12 +138,12 @@ class PairWindows:
             )
         self.panes[start] = pane
         crossed = []
-        for window_start in starts:
-            if window_start not in self.crossed and self.total(spec, window_start) > (
-                spec.threshold_cents
-            ):
-                self.crossed.add(window_start)
-                crossed.append(self.window(spec, window_start))
+        open_ = [s for s in starts if s not in self.crossed]
+        if open_ and self.total_of_panes() > spec.threshold_cents:  # else no window can cross
+            for window_start in open_:
+                if self.total(spec, window_start) > spec.threshold_cents:
+                    self.crossed.add(window_start)
+                    crossed.append(self.window(spec, window_start))
         return crossed
 
     def close(self, spec: WindowSpec, watermark: int) -> list[WindowResult]:
@@ -170,24 +170,31 @@ class PairWindows:
         """Watermark at which this pair next needs closing, or None if it has no panes: the end
         of its first open window above the threshold (an alert is due), or the moment its oldest
         pane is in no open window any more (state can shrink), whichever comes first. Windows
-        below the threshold in between need no visit: closing them changes nothing."""
+        below the threshold in between need no visit: closing them changes nothing. The windows
+        ending before that moment are those holding the oldest pane and starting before it."""
         if not self.panes:
             return None
-        due = min(self.panes) + spec.size_ms
-        for start in self._starts(spec):
-            end = start + spec.size_ms
-            if end >= due:
-                break
-            if end > self.closed_ms and self.total(spec, start) > spec.threshold_cents:
-                return end
-        return due
+        first = min(self.panes)
+        if self.total_of_panes() > spec.threshold_cents:  # else no window is above it
+            for start in range(first - spec.size_ms + spec.slide_ms, first, spec.slide_ms):
+                end = start + spec.size_ms
+                if end > self.closed_ms and self.total(spec, start) > spec.threshold_cents:
+                    return end
+        return first + spec.size_ms
 
     def total(self, spec: WindowSpec, start: int) -> int:
         """Total of the window starting at ``start`` (cents)."""
-        panes = self.panes
-        return sum(
-            panes[s].total for s in range(start, start + spec.size_ms, spec.slide_ms) if s in panes
-        )
+        get = self.panes.get
+        total = 0
+        for s in range(start, start + spec.size_ms, spec.slide_ms):
+            pane = get(s)
+            if pane is not None:
+                total += pane.total
+        return total
+
+    def total_of_panes(self) -> int:
+        """Total of every open pane: no window's total is above it."""
+        return sum(pane.total for pane in self.panes.values())
 
     def _starts(self, spec: WindowSpec) -> list[int]:
         """Starts of every window holding at least one pane, in order."""
