@@ -46,9 +46,9 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--hot-count",
         type=int,
-        default=int(env.get("BENCH_HOT_COUNT", "50000")),
+        default=int(env.get("BENCH_HOT_COUNT", "200000")),
         help="transactions in the hot-pair topic (10 accounts) of the worker and peers phases; "
-        "0: none [env: BENCH_HOT_COUNT, default 50000]",
+        "0: none [env: BENCH_HOT_COUNT, default 200000]",
     )
     parser.add_argument(
         "--cap",

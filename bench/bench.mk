@@ -1,5 +1,5 @@
 # `make bench` (bench/README.md): a local broker, 1,000,000 transactions over cold pairs and
-# 50,000 over hot ones, our worker against the bare consumers, Faust's floors, PyFlink, Quix
+# 200,000 over hot ones, our worker against the bare consumers, Faust's floors, PyFlink, Quix
 # Streams and Bytewax, alert latency and a py-spy profile; the figures go to bench/results/.
 # Included by the Makefile after tests/flink/flink.mk (it reuses `flink-env` and its connector
 # jar):
@@ -8,7 +8,7 @@
 #   .venv-quix/               quixstreams (bench/peers/requirements-quix.txt), its own venv
 #   .venv-bytewax/            bytewax[kafka] (bench/peers/requirements-bytewax.txt), its own venv
 #
-# Knobs (environment): BENCH_COUNT (1000000), BENCH_HOT_COUNT (50000), BENCH_CAP_SECONDS (60),
+# Knobs (environment): BENCH_COUNT (1000000), BENCH_HOT_COUNT (200000), BENCH_CAP_SECONDS (60),
 # BENCH_LATENCY_SECONDS (30 per rate), BENCH_RATES (100,1000,5000),
 # BENCH_PROFILE_SECONDS (30), BENCH_PHASES, BENCH_NAME, BENCH_WORKER_PATH (bench/README.md).
 

@@ -91,7 +91,7 @@ class DataSet:
 @dataclass
 class Options:
     count: int = 1_000_000
-    hot_count: int = 50_000
+    hot_count: int = 200_000
     cap_seconds: float = 60.0
     latency_seconds: float = 30.0
     rates: tuple[int, ...] = (100, 1000, 5000)  # 100: the latency without queueing
