@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -79,6 +80,9 @@ class BatchConsumer(driver.Consumer):
         it), for a batch cut short would leave its partition's changelog written and its local
         state not."""
         assert self.handler is not None, "no handler for the input: app.agents sets it"
+        # what Faust's stream would have told its monitor: its livelock check otherwise logs
+        # every partition with records waiting as a stream that processes nothing
+        self.app.monitor.stream_inbound_time[tp] = time.monotonic()
         last = batch[-1].offset
         turn = asyncio.ensure_future(self.handler(tp, batch))
 

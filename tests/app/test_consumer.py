@@ -95,7 +95,11 @@ class Loop:
         consumer._stopped = asyncio.Event()  # type: ignore[assignment]
         consumer._crashed = asyncio.Event()  # type: ignore[assignment]
         consumer.can_resume_flow = asyncio.Event()  # type: ignore[assignment]
-        consumer.app = SimpleNamespace(consumer_generation_id=1, should_stop=False)  # type: ignore[assignment]
+        consumer.app = SimpleNamespace(  # type: ignore[assignment]
+            consumer_generation_id=1,
+            should_stop=False,
+            monitor=SimpleNamespace(stream_inbound_time={}),
+        )
         self.fetches = list(fetches)
         self.fetcher = SimpleNamespace(_stopped=asyncio.Event())
 
@@ -152,6 +156,7 @@ async def test_each_input_partition_s_records_are_handed_over_as_one_batch() -> 
     assert loop.handed == [(TP("in", 0), [5, 6, 7]), (TP("in", 1), [0, 1]), (TP("in", 0), [8])]
     consumer = loop.consumer
     assert consumer.processed == {TP("in", 0): 9, TP("in", 1): 2}
+    assert set(consumer.app.monitor.stream_inbound_time) == {TP("in", 0), TP("in", 1)}
     # the offsets to commit are those processed, whatever Faust acknowledged
     assert list(consumer._filter_tps_with_pending_acks()) == [TP("in", 0), TP("in", 1)]
     assert consumer._filter_committable_offsets([TP("in", 0)]) == {TP("in", 0): 9}

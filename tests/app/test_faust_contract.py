@@ -288,6 +288,9 @@ def test_the_batch_consumer_replaces_the_fetch_loop_and_the_commit_bookkeeping()
         "await T(self.commit)()" in inspect.getsource(Consumer.wait_empty)
     )
     assert app.consumer.wait_empty.__func__ is BatchConsumer.wait_empty  # type: ignore[attr-defined]
+    # Faust's livelock check reads when each partition's stream last took a record
+    check = inspect.getsource(driver.AIOKafkaConsumerThread.verify_event_path)
+    assert "inbound = monitor.stream_inbound_time.get(tp)" in check
 
 
 def test_faust_s_table_routing_forwards_the_request_s_headers() -> None:
