@@ -403,6 +403,10 @@ class LocalKafka:
     asks for that login (the controller's stays PLAINTEXT on 127.0.0.1): its certificates and
     CA are in `tls_dir`, the users' passwords, tokens and key passwords in files under
     `users_dir`, made on first start; `client_env()` gives a client's settings.
+
+    `proxied` adds a PLAINTEXT listener per (port, advertised port): a client that bootstraps
+    through a proxy on the advertised port is told the broker is there, so all its traffic
+    crosses the proxy (tests/integration/netfaults.py).
     """
 
     def __init__(
@@ -414,6 +418,7 @@ class LocalKafka:
         *,
         secure: bool = False,
         login: str | None = None,
+        proxied: Sequence[tuple[int, int]] = (),
     ) -> None:
         if login is not None and login not in LOGINS:
             raise LocalKafkaError(f"unknown login {login!r}: one of {', '.join(LOGINS)}")
@@ -421,6 +426,7 @@ class LocalKafka:
         self.port = port
         self.controller_port = controller_port
         self.login = login or ("scram" if secure else None)
+        self.proxied = list(proxied)
         self._libs = libs
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -597,15 +603,25 @@ class LocalKafka:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_TEMPLATE.format(logs=self.log_dir))
         listener = self.listener
+        proxied = [(f"PROXIED{i}", port, shown) for i, (port, shown) in enumerate(self.proxied)]
+        listeners = [f"{listener}://{HOST}:{self.port}"] + [
+            f"{name}://{HOST}:{port}" for name, port, _ in proxied
+        ]
+        advertised = [f"{listener}://{HOST}:{self.port}"] + [
+            f"{name}://{HOST}:{shown}" for name, _, shown in proxied
+        ]
+        protocols = [f"{listener}:{listener}", "CONTROLLER:PLAINTEXT"] + [
+            f"{name}:PLAINTEXT" for name, _, _ in proxied
+        ]
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
-            "listeners": f"{listener}://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"{listener}://{HOST}:{self.port}",
+            "listeners": ",".join([*listeners, f"CONTROLLER://{HOST}:{self.controller_port}"]),
+            "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": listener,
-            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": str(self._storage_dir),
             "num.partitions": "8",
             "default.replication.factor": "1",

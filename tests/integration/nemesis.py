@@ -13,7 +13,12 @@ chunks, one before each fault; a fault hits the workers while they work on it. A
 faults stop, every worker of the base set runs, closing transactions end the input, and the
 outcome must be exactly the reference's (tests/reference.py): 0 missing and 0 unexpected
 ``window_closed`` alerts, no alert_id with two contents, every bad record in the DLQ with its
-reason, every input offset committed (lag 0). Network faults are not in it yet.
+reason, every input offset committed (lag 0).
+
+Network faults: each worker reaches the broker through a TCP proxy of its own on 127.0.0.1
+(tests/integration/netfaults.py), which the schedule cuts (a partition, within or past the
+session timeout, and once with a SIGTERM during the cut: the stop must end within the pod's
+grace period), slows or makes lossy, then heals.
 """
 
 from __future__ import annotations
@@ -38,13 +43,18 @@ from pathlib import Path
 from generator import GeneratorConfig, generate
 from tests.conftest import LocalKafka, TopicFactory, free_ports  # scripts/ on the path first
 from tests.integration.kafka_io import Written, alerts_by_kind, produce, wait_committed
+from tests.integration.netfaults import Proxy
 from tests.integration.pipeline import Pipeline, assert_alerts, cents, dead_letters, expect
 from tests.integration.workers import WorkerProcess
 
 WORKERS = 3  # the base set; scaling up adds one more
+PARTITIONS = 8  # of the input
 SESSION_TIMEOUT_S = 8
 BOUND_S = 60  # MAX_OUT_OF_ORDERNESS: every out-of-order record is within it
 SETTLE_TIMEOUT = 300.0
+GRACE_S = 60  # the manifests' terminationGracePeriodSeconds: a stop must end within it
+STOP_TIMEOUT_S = 20
+LINK_FAULT_S = 10  # how long a link stays slow or lossy
 REPORTS = Path(__file__).resolve().parents[2] / ".run"
 
 # fault kind -> its weight in the schedule
@@ -57,6 +67,11 @@ KINDS = {
     "data dir deleted": 1,
     "scale up": 1,
     "scale down": 1,
+    "cut off within the session timeout": 1,
+    "cut off past the session timeout": 2,
+    "SIGTERM while cut off": 1,
+    "slow link (200 ms +- 100)": 1,
+    "lossy link (10% loss)": 1,
 }
 
 
@@ -68,12 +83,18 @@ class Fault:
 
 
 def schedule(seed: int, seconds: float) -> list[Fault]:
-    """The faults of a run: one every 4 to 9 s (plus the time each takes), kinds by weight."""
+    """The faults of a run: one every 4 to 9 s (plus the time each takes). The kinds come in
+    shuffled rounds, each holding every kind as often as its weight; a run holds one round at
+    least, so even a short one meets them all."""
     rng = random.Random(seed)
-    faults, at = [], 3.0
-    kinds, weights = list(KINDS), list(KINDS.values())
-    while at < seconds:
-        kind = rng.choices(kinds, weights)[0]
+    faults: list[Fault] = []
+    at = 3.0
+    bag: list[str] = []
+    while at < seconds or len(faults) < sum(KINDS.values()):
+        if not bag:
+            bag = [kind for kind, weight in KINDS.items() for _ in range(weight)]
+            rng.shuffle(bag)
+        kind = bag.pop()
         worker = -1 if kind == "broker kill -9" else rng.randrange(WORKERS)
         faults.append(Fault(round(at, 1), kind, worker))
         at += rng.uniform(4.0, 9.0)
@@ -157,20 +178,26 @@ class Nemesis:
 
     def __init__(self, root: Path, seed: int, seconds: float, say: Callable[[str], None]) -> None:
         self.root, self.seed, self.seconds, self.say = root, seed, seconds, say
-        self.broker = LocalKafka(root / "kafka", *free_ports(2))
+        port, controller, *more = free_ports(2 + 2 * (WORKERS + 1))
+        proxied = list(zip(more[::2], more[1::2], strict=True))  # (listener, proxy) per worker
+        self.broker = LocalKafka(root / "kafka", port, controller, proxied=proxied)
+        # worker ordinal -> the proxy its connections to the broker cross
+        self.links = [Proxy(shown, to, seed=seed + i) for i, (to, shown) in enumerate(proxied)]
         self.outcome = Outcome(seed, seconds, schedule(seed, seconds))
         self.pipeline: Pipeline | None = None
 
     async def run(self) -> Outcome:
         self.say("\n".join(f"  {f.at_s:6.1f}s  {f.kind} {_target(f)}" for f in self.outcome.faults))
         self.broker.start()
+        for link in self.links:
+            link.start()
         try:
             self.pipeline = Pipeline(self.broker, TopicFactory(self.broker.bootstrap), self.root)
             self.pipeline.env.update(
                 {
                     "KAFKA_SESSION_TIMEOUT": str(SESSION_TIMEOUT_S),
                     "MAX_OUT_OF_ORDERNESS": str(BOUND_S),
-                    "STOP_TIMEOUT": "20",
+                    "STOP_TIMEOUT": str(STOP_TIMEOUT_S),
                 }
             )
             await self._faults(self.pipeline)
@@ -178,11 +205,18 @@ class Nemesis:
         finally:
             if self.pipeline is not None:
                 self.pipeline.stop()
+            for link in self.links:
+                link.stop()
             self.broker.stop()
+
+    def _worker(self, pipeline: Pipeline, ordinal: int) -> WorkerProcess:
+        """Start worker ``ordinal`` (again), its connections through its own link."""
+        bootstrap = f"127.0.0.1:{self.links[ordinal].listen_port}"
+        return pipeline.worker(ordinal, env={"KAFKA_BOOTSTRAP": bootstrap})
 
     async def _faults(self, pipeline: Pipeline) -> None:
         for ordinal in range(WORKERS):
-            pipeline.worker(ordinal)
+            self._worker(pipeline, ordinal)
         for worker in pipeline.workers:
             worker.wait_ready(SETTLE_TIMEOUT)
         records = stream(self.seed, self.seconds)
@@ -197,7 +231,8 @@ class Nemesis:
             wait = fault.at_s - (time.monotonic() - started)
             if wait > 0:
                 await asyncio.sleep(wait)  # the schedule's pace, not a wait for a result
-            took = await self._inject(pipeline, fault)
+            healed = await self._inject(pipeline, fault)
+            took = self._settled(pipeline) - healed
             self.outcome.recovery[fault.kind].append(took)
             self.say(f"  {time.monotonic() - started:6.1f}s  {fault.kind} {_target(fault)}: "
                      f"recovered in {took:.1f}s")  # fmt: skip
@@ -209,52 +244,90 @@ class Nemesis:
         self.written += await produce(pipeline.bootstrap, topic, chunk)
 
     async def _inject(self, pipeline: Pipeline, fault: Fault) -> float:
-        """Inject one fault and heal it; seconds until what it hit works again."""
+        """Inject one fault and heal it; the moment it was healed (time.monotonic())."""
         base = [w for w in pipeline.workers if w.name != f"fraud-worker-{WORKERS}"]
         worker = base[fault.worker] if fault.worker >= 0 else base[0]
-        if fault.kind == "kill -9":
+        link = self.links[fault.worker if fault.worker >= 0 else 0]
+        if fault.kind in ("kill -9", "data dir deleted"):
             worker.kill()
-            return worker.restart_timed(SETTLE_TIMEOUT)
-        if fault.kind == "SIGTERM":
-            worker.stop(timeout=60)
-            return worker.restart_timed(SETTLE_TIMEOUT)
-        if fault.kind == "data dir deleted":
-            worker.kill()
-            shutil.rmtree(worker.data_dir, ignore_errors=True)
-            return worker.restart_timed(SETTLE_TIMEOUT)
-        if fault.kind.startswith("SIGSTOP"):
-            within = fault.kind.endswith("within the session timeout")
-            return _frozen(worker, SESSION_TIMEOUT_S / 3 if within else SESSION_TIMEOUT_S + 4)
-        if fault.kind == "broker kill -9":
+            if fault.kind == "data dir deleted":
+                shutil.rmtree(worker.data_dir, ignore_errors=True)
+        elif fault.kind == "SIGTERM":
+            worker.stop(timeout=GRACE_S)
+        elif fault.kind == "SIGTERM while cut off":
+            self._stop_cut_off(worker, link)
+        elif fault.kind.startswith("SIGSTOP"):
+            assert worker.process is not None
+            os.killpg(worker.process.pid, signal.SIGSTOP)
+            time.sleep(_lasts(fault.kind))  # the fault itself (nothing else runs here)
+            os.killpg(worker.process.pid, signal.SIGCONT)
+            return time.monotonic()
+        elif fault.kind.startswith(("cut off", "slow link", "lossy link")):
+            if fault.kind.startswith("cut off"):
+                link.cut()
+            elif fault.kind.startswith("slow link"):
+                link.slow(0.2, 0.1)
+            else:
+                link.lossy(0.1)
+            time.sleep(_lasts(fault.kind))  # the fault itself
+            link.heal()
+            return time.monotonic()
+        elif fault.kind == "broker kill -9":
             pid = self.broker.pid()
             assert pid is not None, "the broker is not running"
             os.kill(pid, signal.SIGKILL)
             self.broker.stop()  # reaps it and forgets its pid
-            down = time.monotonic()
+            healed = time.monotonic()
             self.broker.start()
-            return time.monotonic() - down
-        extra = [w for w in pipeline.workers if w.name == f"fraud-worker-{WORKERS}"]
-        if fault.kind == "scale up":
-            if extra and extra[0].alive():
-                return 0.0  # already scaled up
-            return _ready(pipeline.worker(WORKERS))  # started anew, or again
-        assert fault.kind == "scale down", fault.kind
-        if not extra or not extra[0].alive():
-            return 0.0  # nothing to scale down
-        down = time.monotonic()
-        extra[0].stop(timeout=60)
-        for other in base:
-            other.wait_ready(SETTLE_TIMEOUT)
-        return time.monotonic() - down
+            return healed
+        elif fault.kind.startswith("scale"):
+            extra = [w for w in pipeline.workers if w.name == f"fraud-worker-{WORKERS}"]
+            running = bool(extra) and extra[0].alive()
+            if fault.kind == "scale up" and not running:
+                self._worker(pipeline, WORKERS)  # started anew, or again
+            elif fault.kind == "scale down" and running:
+                extra[0].stop(timeout=GRACE_S)
+            return time.monotonic()
+        worker.start()
+        return time.monotonic()
+
+    def _stop_cut_off(self, worker: WorkerProcess, link: Proxy) -> None:
+        """SIGTERM while the worker's link is cut: the stop must end within the pod's grace
+        period; then the link heals."""
+        link.cut()
+        try:
+            stopping = time.monotonic()
+            assert worker.process is not None
+            os.killpg(worker.process.pid, signal.SIGTERM)
+            worker.exit_code(timeout=GRACE_S)  # fails the run past the grace period
+            self.say(f"          the stop while cut off took {time.monotonic() - stopping:.1f}s")
+        finally:
+            link.heal()
+
+    def _settled(self, pipeline: Pipeline) -> float:
+        """Wait until every running worker is ready and each input partition has exactly one
+        owner among them (a worker cut off past the session timeout still counts its old ones
+        until it rejoins); the moment it was so."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            running = [w for w in pipeline.workers if w.alive()]
+            try:
+                ready = all(w.get_or_none("/ready") == (200, {"ready": True}) for w in running)
+                owned = sum(w.metric("fraud_assigned_partitions") for w in running) if ready else 0
+            except OSError:
+                ready = False
+            if ready and owned == PARTITIONS:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not settled after {SETTLE_TIMEOUT:.0f}s")
+            time.sleep(0.2)
 
     async def _check(self, pipeline: Pipeline) -> Outcome:
         """The faults stop: every base worker runs, the input ends, the outcome is exact."""
         for worker in pipeline.workers:
             if worker.name != f"fraud-worker-{WORKERS}" and not worker.alive():
                 worker.start()
-        for worker in pipeline.workers:
-            if worker.alive():
-                worker.wait_ready(SETTLE_TIMEOUT)
+        self._settled(pipeline)
         written = self.written
         written += await pipeline.close_windows(written, keyed=False, bound_ms=BOUND_S * 1000)
         expected = expect(written, out_of_orderness_ms=BOUND_S * 1000)
@@ -297,21 +370,13 @@ def _target(fault: Fault) -> str:
     return "" if fault.worker < 0 else f"(fraud-worker-{fault.worker})"
 
 
-def _frozen(worker: WorkerProcess, seconds: float) -> float:
-    """SIGSTOP for ``seconds``, then SIGCONT; seconds until it is ready again."""
-    assert worker.process is not None
-    os.killpg(worker.process.pid, signal.SIGSTOP)
-    time.sleep(seconds)  # the fault itself, a process frozen that long (nothing else runs here)
-    os.killpg(worker.process.pid, signal.SIGCONT)
-    resumed = time.monotonic()
-    worker.wait_ready(SETTLE_TIMEOUT)
-    return time.monotonic() - resumed
-
-
-def _ready(worker: WorkerProcess) -> float:
-    started = time.monotonic()
-    worker.wait_ready(SETTLE_TIMEOUT)
-    return time.monotonic() - started
+def _lasts(kind: str) -> float:
+    """How long a pause or a network fault lasts."""
+    if kind.endswith("within the session timeout"):
+        return SESSION_TIMEOUT_S / 3
+    if kind.endswith("past the session timeout"):
+        return SESSION_TIMEOUT_S + 4
+    return LINK_FAULT_S
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,11 +50,14 @@ class Pipeline:
         }
         self.workers: list[WorkerProcess] = []
 
-    def worker(self, ordinal: int = 0) -> WorkerProcess:
+    def worker(self, ordinal: int = 0, env: dict[str, str] | None = None) -> WorkerProcess:
+        """Start worker ``ordinal`` (again), with ``env`` on top of the pipeline's on its first
+        start."""
         existing = [w for w in self.workers if w.name == f"fraud-worker-{ordinal}"]
         if existing:
             return existing[0].start()
-        worker = WorkerProcess(ordinal, self.env, self.root, free_ports(1)[0]).start()
+        settings = {**self.env, **(env or {})}
+        worker = WorkerProcess(ordinal, settings, self.root, free_ports(1)[0]).start()
         self.workers.append(worker)
         return worker
 
