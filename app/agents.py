@@ -25,10 +25,11 @@ from faust.types import TP
 from app.app import app, settings
 from app.control import ControlFollower
 from app.detector import Detector, Record
-from app.errors import Fenced
+from app.errors import Fenced, TransactionFailed
 from app.runtime.localstate import restart_afresh
 from app.runtime.producer import DeliveringProducer, Topic
 from app.runtime.state import TableState
+from app.runtime.transactions import Transactions
 from app.runtime.watches import (
     CHECK_S,
     STALL_S,
@@ -102,17 +103,37 @@ async def detect(stream: Any) -> None:
         pass
 
 
+# exactly-once: a Kafka transaction per batch (app.runtime.transactions)
+transactions = Transactions(settings.app_id, producer) if settings.exactly_once else None
+
+
 async def take(tp: TP, records: Sequence[Record]) -> bool:
     """One batch of an input partition, oldest first; True once it is processed (the consumer
     commits it), False if the partition was lost meanwhile (its new owner processes it from the
-    committed offset)."""
+    committed offset). Exactly-once: the batch is one transaction with its next offset."""
     try:
-        if tp.topic == settings.transactions_topic:
-            await detector.on_transactions(tp.partition, records)
-        elif tp.topic == settings.pairs_topic:
-            await detector.on_rekeyed(tp.partition, records)
-        else:
-            await detector.on_tick(tp.partition)
+        async with (
+            transactions.batch(tp, records[-1].offset + 1)
+            if transactions is not None
+            else contextlib.nullcontext()
+        ):
+            if tp.topic == settings.transactions_topic:
+                await detector.on_transactions(tp.partition, records)
+            elif tp.topic == settings.pairs_topic:
+                await detector.on_rekeyed(tp.partition, records)
+            else:
+                await detector.on_tick(tp.partition)
+    except TransactionFailed as failed:  # exactly-once: nothing of the batch is visible
+        log.error(
+            "the transaction of %s/%d@%d-%d failed (%s): restarting with the tables rebuilt",
+            tp.topic,
+            tp.partition,
+            records[0].offset,
+            records[-1].offset,
+            failed.__cause__ or failed,
+        )
+        restart(f"a transaction failed on {tp.topic}/{tp.partition}")
+        return False
     except Fenced as fenced:
         log.warning(
             "skipped %s/%d@%d-%d: %s",
@@ -140,6 +161,8 @@ async def watch_progress() -> None:
         while not app.should_stop:
             await asyncio.sleep(CHECK_S)
             try:
+                if settings.exactly_once:
+                    await _past_markers(offsets)
                 stuck = _stuck_recovery(recovering)
                 unread = await _stuck_input(reading, rebalancing, offsets)
             except Exception:  # a watch that fails must not stop the worker it watches
@@ -169,6 +192,26 @@ def _reader(**options: Any) -> AIOKafkaConsumer:
     )
 
 
+async def _past_markers(offsets: BrokerOffsets) -> None:
+    """Exactly-once: a changelog partition ends with a transaction's marker, or with an aborted
+    transaction, which a read_committed restore never receives, and Faust's recovery waits for
+    the last offset (it skips them only when it runs Faust's own transactions). A partition whose
+    restore has not moved since the last look, and where a read_committed reader finds nothing
+    more up to that offset, is restored: Faust's recovery then ends at its next look."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
+    if not recovery.in_recovery:
+        offsets.restored.clear()
+        return
+    for tp, last in list(recovery.active_highwaters.items()):
+        read = recovery.active_offsets.get(tp)
+        if last is None or read is None or read >= last:
+            continue
+        if offsets.restored.get(tp) == read and not await offsets.records_after(tp, read, last):
+            log.info("%s: only transaction markers after offset %d: restored", _named([tp]), read)
+            recovery.active_offsets[tp] = last
+        offsets.restored[tp] = read
+
+
 def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
     recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the TableManager
     if not recovery.in_recovery:
@@ -187,6 +230,26 @@ class BrokerOffsets:
         self.reader: AIOKafkaConsumer | None = None
         self.admin: AIOKafkaAdminClient | None = None
         self.failures = 0  # in a row
+        self.committed_reader: AIOKafkaConsumer | None = None  # exactly-once (_past_markers)
+        self.restored: dict[TP, int] = {}  # changelog partition -> offset restored at the last look
+
+    async def records_after(self, tp: TP, offset: int, last: int) -> bool:
+        """Whether a read_committed reader finds a record of ``tp`` after ``offset`` and up to
+        ``last`` (True when it cannot tell)."""
+        if self.committed_reader is None:
+            reader = _reader(isolation_level="read_committed")
+            self.committed_reader = await _started(reader, AIOKafkaConsumer.stop)
+        reader = self.committed_reader
+        partition = TopicPartition(*tp)
+        reader.assign([partition])
+        reader.seek(partition, offset + 1)
+        for _ in range(3):
+            found = (await reader.getmany(partition, timeout_ms=1000)).get(partition, [])
+            if found:
+                return bool(found[0].offset <= last)
+            if await reader.position(partition) > last:
+                return False  # read past it: markers and aborted records only
+        return True
 
     async def ends(self, partitions: list[TP]) -> dict[TP, int]:
         if self.reader is None:
@@ -220,8 +283,9 @@ class BrokerOffsets:
 
     async def stop(self) -> None:
         try:
-            if self.reader is not None:
-                await self.reader.stop()
+            for reader in (self.reader, self.committed_reader):
+                if reader is not None:
+                    await reader.stop()
         finally:
             if self.admin is not None:
                 await self.admin.close()
@@ -343,10 +407,35 @@ async def tick_idle_partitions() -> None:
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust passes the TPs
 async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
     detector.on_rebalance({tp.partition for tp in revoked})
+    if transactions is not None:  # the batch in hand has ended (app.runtime.consumer)
+        await transactions.revoke(revoked)
+
+
+class Membership:
+    """The worker's member id in its consumer group, from one assignment to the next."""
+
+    def __init__(self) -> None:
+        self.member_id: str | None = None
+
+    def dropped(self, member_id: str) -> bool:
+        """Whether the group dropped this worker since the last assignment: it rejoined under a
+        new member id, after its session expired while its event loop ran (a network partition,
+        which the stall guard does not see). Meanwhile another worker owned its partitions,
+        and the batch it processed without knowing it is in its local tables and goes to the
+        changelog after the new owner's, its restore point moved past those: as after a stall
+        (Detector._check_gap), its local tables must be rebuilt."""
+        before, self.member_id = self.member_id, member_id
+        return before is not None and before != member_id
+
+
+membership = Membership()
 
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    kafka = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]  # aiokafka's
+    if membership.dropped(kafka._coordinator.member_id) and not settings.exactly_once:
+        restart("the consumer group dropped this worker (it rejoined under a new member id)")
     actives = app.assignor.assigned_actives()
     owned = {tp.partition for tp in actives if tp.topic == settings.transactions_topic}
     counted = app.consumer.topic_partitions(settings.transactions_topic)

@@ -18,6 +18,7 @@ from app.runtime.consumer import BatchConsumer
 from app.runtime.fencing import FencedTable
 from app.runtime.localstate import mark_clean_stop, open_local_state, undelivered_batches
 from app.runtime.producer import DeliveringProducer
+from app.runtime.transactions import Transactions
 from app.settings import Settings
 from app.topics import TopicError, ensure_topics
 from kafka_security import KafkaSecurity
@@ -55,6 +56,7 @@ class SendFailures(faust.Sensor):
 class DetectorApp(faust.App):
     _kafka_producer: Any = None  # the aiokafka producer, kept at the stop (on_shutdown)
     send_failures: SendFailures
+    transactions: Transactions | None = None  # exactly-once only
 
     async def on_first_start(self) -> None:
         open_local_state(settings.data_dir, self.conf.tabledir)  # before any table is opened
@@ -66,13 +68,16 @@ class DetectorApp(faust.App):
             # the process's own stderr: Faust's worker logs what is written to sys.stderr
             print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
-        from app.agents import control, heartbeat, take, watch_progress  # they import us
+        from app.agents import control, heartbeat, take, transactions, watch_progress
 
         consumer = cast(BatchConsumer, self.consumer)
         consumer.handler = take  # the input reaches the detector a batch per partition
         consumer.batched_topics = frozenset(
             (settings.transactions_topic, settings.pairs_topic, settings.ticks_topic)
         )
+        if transactions is not None:  # exactly-once: each batch one Kafka transaction
+            consumer.before_seek = transactions.assign
+            self.transactions = transactions
 
         await control.catch_up()  # the threshold in force, before any input is processed
         self.add_future(heartbeat())
@@ -86,6 +91,8 @@ class DetectorApp(faust.App):
         # Faust's own, whose consumer hands the input over in batches (app.runtime.consumer)
         transport = super()._new_transport()
         transport.Consumer = BatchConsumer  # type: ignore[misc]
+        # exactly-once: read what transactions committed only (app.runtime.transactions)
+        BatchConsumer.read_committed = settings.exactly_once
         return transport
 
     async def on_stop(self) -> None:
@@ -116,6 +123,8 @@ class DetectorApp(faust.App):
     async def on_shutdown(self) -> None:
         """After every child service stopped, the producer flushed (changelog delivered)."""
         await super().on_shutdown()
+        if self.transactions is not None:
+            await self.transactions.stop()
         if self._crashed.is_set() or self.send_failures.failed:  # a crash never gets here
             return
         batches = undelivered_batches(self._kafka_producer)
@@ -159,7 +168,10 @@ app = DetectorApp(
     Table=FencedTable,  # changelog records name their writer: see app.runtime.fencing
     topic_partitions=settings.partitions,
     table_standby_replicas=settings.standby_replicas,
-    processing_guarantee=settings.processing_guarantee,
+    # Faust's settings come from here only: its own environment names overlap ours, and
+    # PROCESSING_GUARANTEE would turn on Faust's transactions, which can only write to the
+    # partitions the worker consumes; exactly-once is the project's (app.runtime.transactions)
+    env={},
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_bind=settings.web_bind,

@@ -320,8 +320,9 @@ class Detector:
         drops the records it held. The broker counts the session from the last heartbeat, which can
         have gone out a heartbeat interval before the stop (seen: a worker stopped for 7.5 s was
         dropped with an 8 s session timeout), so that much less is enough."""
-        # None until the first beat: nothing to measure a gap from yet
-        if self.last_beat is None:
+        # None until the first beat: nothing to measure a gap from yet. Exactly-once: the
+        # broker fences what it would write (app.runtime.transactions), and it restarts then
+        if self.last_beat is None or self.settings.exactly_once:
             return
         gap = time.monotonic() - self.last_beat
         # the session runs from the last heartbeat, sent up to an interval before the stop

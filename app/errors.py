@@ -26,3 +26,8 @@ class BadRecord(FraudError):
 class Fenced(FraudError):
     """This worker stalled for longer than the session timeout and lost the record's partition:
     another worker owns it now, so the record must not change state here."""
+
+
+class TransactionFailed(FraudError):
+    """Exactly-once: a batch's Kafka transaction could not commit (another worker fenced this
+    one, or a send in it failed); nothing of it is visible, and the worker restarts."""

@@ -20,7 +20,7 @@ from kafka_security.secret import read_secret
 
 _Getter: TypeAlias = Callable[[str], str]
 
-GUARANTEES = ("at_least_once",)
+GUARANTEES = ("at_least_once", "exactly_once")
 
 # name -> (default, help); the order is the order of the docs.
 SETTINGS_HELP: dict[str, tuple[str, str]] = {
@@ -78,7 +78,8 @@ SETTINGS_HELP: dict[str, tuple[str, str]] = {
     "STANDBY_REPLICAS": ("0", "standby copies of each table partition on other workers"),
     "PROCESSING_GUARANTEE": (
         "at_least_once",
-        "at_least_once (exactly_once is refused: see docs/semantics.md)",
+        "at_least_once, or exactly_once: each batch one Kafka transaction with its input "
+        "offsets, read_committed (docs/semantics.md)",
     ),
     "WEB_HOST": ("localhost", "host name other workers use to reach this worker's web port"),
     "WEB_PORT": ("6066", "port of the worker's web server (/health, /ready, /pair)"),
@@ -127,6 +128,11 @@ class Settings:
     rocksdb_block_cache_mb: int
     standby_replicas: int
     processing_guarantee: str
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
+
     web_host: str
     web_port: int
     web_bind: str
@@ -184,13 +190,6 @@ class Settings:
                 f"WINDOW_SLIDE={get('WINDOW_SLIDE')}"
             )
         guarantee = get("PROCESSING_GUARANTEE")
-        if guarantee == "exactly_once":
-            raise SettingsError(
-                "PROCESSING_GUARANTEE=exactly_once is not supported: Faust's transactions can "
-                "only write to partitions this worker consumes, and alerts and re-keyed "
-                "transactions go to others; use at_least_once (alerts are idempotent by "
-                "alert_id, see docs/semantics.md)"
-            )
         if guarantee not in GUARANTEES:
             raise SettingsError(
                 f"PROCESSING_GUARANTEE={guarantee!r} must be one of {', '.join(GUARANTEES)}"

@@ -38,6 +38,13 @@ Handler = Callable[[TP, Sequence[Any]], Awaitable[bool]]
 class BatchConsumer(driver.Consumer):
     handler: Handler | None = None  # set by the wiring (app.agents.take)
     batched_topics: frozenset[str] = frozenset()  # the input topics handed over in batches
+    # exactly-once (app.runtime.transactions): read only what transactions committed, and
+    # start each assigned partition's producer before its committed offset is read
+    read_committed = False
+    before_seek: Callable[[set[TP]], Awaitable[None]] | None = None
+
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,6 +143,9 @@ class BatchConsumer(driver.Consumer):
         return self.processed.get(tp)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
+        if self.before_seek is not None:
+            assigned = {TP(tp.topic, tp.partition) for tp in self.assignment()}
+            await self.before_seek({tp for tp in assigned if tp.topic in self.batched_topics})
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
         changelogs = self.app.tables.changelog_topics  # the tables' recovery seeks those
         uncommitted = [
@@ -146,6 +156,14 @@ class BatchConsumer(driver.Consumer):
             with contextlib.suppress(IllegalStateError):
                 await self._thread.seek_to_beginning(*uncommitted)
         return committed  # type: ignore[return-value]  # Faust reads None as not committed
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        if self.consumer.read_committed:  # type: ignore[attr-defined]
+            consumer._isolation_level = "read_committed"  # read at its start (contract test)
+        return consumer
 
 
 def _from(fetched: Sequence[Any], read: int | None) -> Sequence[Any]:

@@ -33,6 +33,16 @@ class DeliveringProducer(driver.Producer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.unacknowledged: set[asyncio.Future[Any]] = set()
+        # exactly-once: the transactional producer of the batch in hand (app.runtime.transactions)
+        self.transaction: Any | None = None
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        """Faust's, with the settings a transactional producer needs when it is one."""
+        if transactional_id is None:
+            return super()._new_producer()
+        settings = {**self._settings_default(), **self._settings_auth()}
+        settings.update(acks="all", enable_idempotence=True, transactional_id=transactional_id)
+        return self._producer_type(**settings)
 
     def send_soon(self, fut: FutureMessage) -> None:
         self.unacknowledged.add(fut)
@@ -48,11 +58,11 @@ class DeliveringProducer(driver.Producer):
         partition: int | None = None,
     ) -> asyncio.Future[Any]:
         """Hand one record to aiokafka; returns the broker's acknowledgement, not waited for."""
-        kafka: Any = self._producer  # aiokafka's, made at the start
+        kafka: Any = self.transaction or self._producer  # aiokafka's, made at the start
         sent: asyncio.Future[Any] = await kafka.send(
             topic, value=value, key=key, partition=partition
         )
-        self._keep(sent)
+        self._keep(sent, kafka)
         return sent
 
     async def send_batch(
@@ -67,7 +77,7 @@ class DeliveringProducer(driver.Producer):
         """Hand ``records`` (key, value) to aiokafka as record batches of one partition, in
         order; returns each batch's acknowledgement (its result names the batch's first
         offset), not waited for, with its number of records."""
-        producer: Any = self._producer
+        producer: Any = self.transaction or self._producer
         sent: list[tuple[asyncio.Future[Any], int]] = []
         builder = producer.create_batch()
         for key, value in records:
@@ -82,12 +92,15 @@ class DeliveringProducer(driver.Producer):
             count = builder.record_count()
             sent.append((await producer.send_batch(builder, topic, partition=partition), count))
         for batch, _ in sent:
-            self._keep(batch)
+            self._keep(batch, producer)
         return sent
 
-    def _keep(self, sent: asyncio.Future[Any]) -> None:
+    def _keep(self, sent: asyncio.Future[Any], producer: Any) -> None:
         self.unacknowledged.add(sent)
-        sent.add_done_callback(self._acknowledged)
+        if producer is self.transaction:  # a failure fails its transaction, which says so
+            sent.add_done_callback(self.unacknowledged.discard)
+        else:
+            sent.add_done_callback(self._acknowledged)
 
     def _acknowledged(self, sent: asyncio.Future[Any]) -> None:
         self.unacknowledged.discard(sent)

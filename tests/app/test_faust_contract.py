@@ -300,3 +300,51 @@ def test_faust_s_table_routing_forwards_the_request_s_headers() -> None:
 
     source = inspect.getsource(Router._route_req)
     assert "headers=request.headers" in source
+
+
+def test_exactly_once_rests_on_what_faust_and_aiokafka_do() -> None:
+    # app.runtime.transactions and app.runtime.consumer under PROCESSING_GUARANTEE=exactly_once
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    # the consumer's isolation level is read when it starts, from the attribute it is set on
+    assert "isolation_level=self._isolation_level" in inspect.getsource(AIOKafkaConsumer.start)
+    assert "isolation_level=isolation_level" in inspect.getsource(
+        driver.AIOKafkaConsumerThread._create_worker_consumer
+    )
+    # a record batch sent to a transactional producer joins its transaction
+    assert "maybe_add_partition_to_txn(tp)" in inspect.getsource(MessageAccumulator._append_batch)
+    assert "group_id" in inspect.signature(AIOKafkaProducer.send_offsets_to_transaction).parameters
+    # Faust's transactional producers are Faust's own settings plus a transactional id
+    assert "**self._settings_auth()" in inspect.getsource(driver.Producer._new_producer)
+    # the assigned signal comes after Faust's recovery started: the producers are started in
+    # seek_to_committed instead, before a committed offset is read
+    assigned = inspect.getsource(type(app)._on_partitions_assigned)
+    assert assigned.index("self.tables.on_rebalance") < assigned.index(
+        "on_partitions_assigned.send"
+    )
+
+
+def test_faust_reads_no_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # app.app passes env={}: Faust's environment names overlap the project's (app.settings)
+    import faust
+
+    monkeypatch.setenv("PROCESSING_GUARANTEE", "exactly_once")
+    assert faust.App("probe").conf.processing_guarantee.value == "exactly_once"
+    assert faust.App("probe", env={}).conf.processing_guarantee.value == "at_least_once"
+    assert app.conf.env == {}
+    assert not app.in_transaction
+
+
+def test_the_member_id_is_where_the_membership_check_reads_it() -> None:
+    # app.agents.on_assigned: aiokafka's group coordinator holds the member id, and forgets it
+    # (UNKNOWN_MEMBER_ID) when the group dropped the worker, before it rejoins under a new one
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    assert "self._coordinator = GroupCoordinator(" in inspect.getsource(AIOKafkaConsumer.start)
+    reset = inspect.getsource(GroupCoordinator.reset_generation)
+    assert "self.member_id = JoinGroupRequest.UNKNOWN_MEMBER_ID" in reset
+    assert "return self._consumer" in inspect.getsource(
+        driver.AIOKafkaConsumerThread._ensure_consumer
+    )

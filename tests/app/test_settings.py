@@ -40,7 +40,6 @@ def test_defaults() -> None:
         ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS=0 must be >= 1"),
         ({"WEB_PORT": "70000"}, "WEB_PORT=70000 must be between 1 and 65535"),
         ({"PROCESSING_GUARANTEE": "maybe"}, "PROCESSING_GUARANTEE='maybe' must be one of"),
-        ({"PROCESSING_GUARANTEE": "exactly_once"}, "exactly_once is not supported: Faust's"),
         ({"STORE": "redis://"}, "STORE='redis://' must be rocksdb:// or memory://"),
         ({"APP_ID": " "}, "APP_ID must not be empty"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "SASL_SSL needs KAFKA_SASL_USERNAME"),
@@ -183,3 +182,8 @@ def test_the_worker_stops_with_one_line_on_a_missing_web_token_file(tmp_path: Pa
         f"fraud-detector: bad setting: WEB_TOKEN_FILE={str(missing)!r} cannot be read "
         "(No such file or directory)"
     )
+
+
+def test_exactly_once_is_a_guarantee_of_its_own() -> None:
+    assert not Settings.from_env({}).exactly_once
+    assert Settings.from_env({"PROCESSING_GUARANTEE": "exactly_once"}).exactly_once

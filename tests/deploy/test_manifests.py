@@ -202,6 +202,9 @@ def test_settings_are_valid_for_the_app(
         pytest.fail(f"the {overlay} worker would not start: {error}")
     replicas = find(docs, "StatefulSet", "fraud-worker")["spec"]["replicas"]
     assert replicas <= settings.partitions, "workers beyond the partition count stay idle"
+    # A stop with Kafka unreachable ends after STOP_TIMEOUT (the nemesis's SIGTERM while cut off
+    # and tests/integration/test_faults.py): it must end before the kubelet's SIGKILL.
+    assert settings.stop_timeout_s + 5 <= pod["terminationGracePeriodSeconds"]
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -117,6 +117,9 @@ class Pipeline:
             ]
             return len(got) >= len(expected.dead)
 
+        # exactly-once: what a consumer of committed transactions sees
+        committed = self.env.get("PROCESSING_GUARANTEE") == "exactly_once"
+        options = {**self.client_options, "isolation_level": "read_committed"} if committed else {}
         try:
             fraud = await read_until(
                 self.bootstrap,
@@ -124,7 +127,7 @@ class Pipeline:
                 complete,
                 timeout=TIMEOUT,
                 what=f"{len(expected.closed)} window_closed alerts",
-                client_options=self.client_options,
+                client_options=options or self.client_options,
             )
             dlq = await read_until(
                 self.bootstrap,
@@ -132,7 +135,7 @@ class Pipeline:
                 all_dead,
                 timeout=TIMEOUT,
                 what=f"{len(expected.dead)} dead letters",
-                client_options=self.client_options,
+                client_options=options or self.client_options,
             )
         except AssertionError as error:
             logs = "\n".join(w.log_text()[-2000:] for w in self.workers)

@@ -37,6 +37,7 @@ from tests.integration.kafka_io import (
     topic_partitions,
     wait_committed,
 )
+from tests.integration.netfaults import Proxy
 from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, expect
 
 REPORT = Path(__file__).resolve().parents[2] / ".run" / "fault-report.jsonl"
@@ -226,6 +227,51 @@ async def test_a_frozen_worker_emits_nothing_stale(pipeline: Pipeline) -> None:
     assert other.alive() and frozen.alive()
     assert logged(pipeline, r"stopped for \d+s, past the session timeout") == 1  # it restarted
     report("SIGSTOP > session timeout", 1, fraud, [], pipeline)
+
+
+async def test_a_worker_cut_off_past_the_session_timeout_rebuilds_its_tables(
+    tmp_path: Path,
+) -> None:
+    # Found by the nemesis (seed 101): a worker cut off from the broker keeps its event loop
+    # running, so the stall guard does not see it. The batch it had in hand went to its local
+    # tables and, held by the dead link, to the changelog after the new owner's records, moving
+    # its restore point past them; given its partition back, it closed a window with one
+    # transaction less than the new owner had. It must rebuild its tables, as after a stall.
+    port, controller, listener, shown = free_ports(4)
+    broker = LocalKafka(tmp_path / "kafka", port, controller, proxied=[(listener, shown)])
+    broker.start()
+    link = Proxy(shown, listener).start()
+    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path)
+    pipeline.env["KAFKA_SESSION_TIMEOUT"] = "8"
+    try:
+        cut = pipeline.worker(0, env={"KAFKA_BOOTSTRAP": f"127.0.0.1:{shown}"})
+        other = pipeline.worker(1)
+        for worker in (cut, other):
+            worker.wait_ready(timeout=TIMEOUT)
+        parts = chunks(3)
+        topic = pipeline.topics["transactions"]
+        written = await produce(pipeline.bootstrap, topic, parts[0])
+        cut.wait_metric("fraud_records_received_total", above=0, timeout=TIMEOUT)
+        link.cut()
+        try:
+            partitions = int(pipeline.env["TOPIC_PARTITIONS"])
+            other.wait_metric("fraud_assigned_partitions", above=partitions - 1, timeout=TIMEOUT)
+            written += await produce(pipeline.bootstrap, topic, parts[1])
+            other.wait_metric(
+                "fraud_records_received_total", above=len(parts[1]) - 1, timeout=TIMEOUT
+            )
+        finally:
+            link.heal()
+        healed = time.monotonic()
+        written += await produce(pipeline.bootstrap, topic, parts[2])
+        fraud = await finish(pipeline, written)
+        assert cut.alive() and other.alive()
+        assert logged(pipeline, r"the consumer group dropped this worker") == 1  # it restarted
+        report("network cut > session timeout", 1, fraud, [time.monotonic() - healed], pipeline)
+    finally:
+        pipeline.stop()
+        link.stop()
+        broker.stop()
 
 
 async def test_a_lost_data_dir_is_rebuilt_from_the_changelog(pipeline: Pipeline) -> None:
