@@ -108,10 +108,10 @@ async def kill_three_times(pipeline: Pipeline) -> tuple[list[Written], list[floa
     topic = pipeline.topics["transactions"]
     parts = chunks(4)
     for round_, part in enumerate(parts):
-        written += await produce(pipeline.bootstrap, topic, part)
+        victim = workers[round_ % 3]
+        before = victim.metric("fraud_records_received_total")  # before the chunk: it may be
+        written += await produce(pipeline.bootstrap, topic, part)  # done with it by the end
         if round_ < 3:
-            victim = workers[round_]
-            before = victim.metric("fraud_records_received_total")
             victim.wait_metric("fraud_records_received_total", above=before, timeout=TIMEOUT)
             victim.kill()  # mid-chunk: no shutdown, no flush, no commit
             recovery.append(victim.restart_timed(TIMEOUT))
