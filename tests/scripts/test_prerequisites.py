@@ -150,8 +150,9 @@ def test_root_installs_what_is_missing_with_apt_get(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "python3.11\n"
     assert apt_calls(tmp_path) == [
-        "update -qq",
-        "install -y -qq --no-install-recommends default-jdk-headless tmux",
+        "-o DPkg::Lock::Timeout=300 update -qq",  # another install's lock is waited for
+        "-o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "
+        "default-jdk-headless tmux",
     ]
     assert "installing them with apt-get" in result.stderr
 
