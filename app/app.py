@@ -165,7 +165,9 @@ app = DetectorApp(
     broker_credentials=broker_credentials(settings.security),
     store=settings.store,
     datadir=str(settings.data_dir),
-    Table=FencedTable,  # changelog records name their writer: see app.runtime.fencing
+    # at-least-once: changelog records name their writer, a restore drops a replaced one's
+    # (app.runtime.fencing); exactly-once: the broker fences it (app.runtime.transactions)
+    Table=faust.Table if settings.exactly_once else FencedTable,
     topic_partitions=settings.partitions,
     table_standby_replicas=settings.standby_replicas,
     # Faust's settings come from here only: its own environment names overlap ours, and

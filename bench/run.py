@@ -4,12 +4,14 @@
    and `transactions-hot` (8 partitions each) and pre-fill them with the data sets of
    bench.dataset: cold pairs (10,000 accounts) and hot pairs (10 accounts, 90 pairs);
 2. the limit: bare aiokafka and confluent-kafka consumers drain it (decode only);
-3. our worker, 1 process then 2, each from a fresh consumer group and empty state, from process
-   start to lag 0 (every record processed and its offset committed), with RocksDB, changelog,
-   alerts and dead letters as in production; then 1 process on the hot pairs;
+3. our worker, 1 process (at-least-once, then exactly-once) and 2, each from a fresh consumer
+   group and empty state, from process start to lag 0 (every record processed and its offset
+   committed), with RocksDB, changelog, alerts and dead letters as in production; then 1
+   process on the hot pairs;
 4. the peers on the same topics, cold then hot: the PyFlink SQL job, the Quix Streams
    application and the Bytewax dataflow;
-5. alert latency at fixed generator rates, on topics of their own with broker append times;
+5. alert latency at fixed generator rates, under each guarantee, on topics of their own with
+   broker append times, and as seen by a live read_committed consumer;
 6. memory: one worker holding a million pairs, restored from a changelog written for it
    (bench.state);
 7. a py-spy profile of one worker draining the topic.
@@ -53,6 +55,7 @@ FLINK_PYTHON = REPO / ".venv-flink" / "bin" / "python"
 QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
 BYTEWAX_PYTHON = REPO / ".venv-bytewax" / "bin" / "python"
 PARTITIONS = 8
+AT_LEAST_ONCE, EXACTLY_ONCE = "at_least_once", "exactly_once"  # PROCESSING_GUARANTEE
 TOPIC = "transactions"
 HOT_TOPIC = "transactions-hot"
 # Bytewax's own counter of the records its windowing step took in (bench/peers/bytewax_job.py)
@@ -379,8 +382,11 @@ class Bench:
 
     # -- our worker -----------------------------------------------------------------------------
 
-    def worker_env(self, app_id: str, fraud: str, dlq: str, topic: str = TOPIC) -> dict[str, str]:
+    def worker_env(
+        self, app_id: str, fraud: str, dlq: str, topic: str = TOPIC, guarantee: str = AT_LEAST_ONCE
+    ) -> dict[str, str]:
         return {
+            "PROCESSING_GUARANTEE": guarantee,
             "KAFKA_BOOTSTRAP": self.bootstrap,
             "APP_ID": app_id,
             "TRANSACTIONS_TOPIC": topic,
@@ -412,21 +418,27 @@ class Bench:
         )
         return child, port
 
-    async def workers(self, count: int, data: DataSet | None = None) -> dict[str, Any]:
+    async def workers(
+        self, count: int, data: DataSet | None = None, guarantee: str = AT_LEAST_ONCE
+    ) -> dict[str, Any]:
         data = data or self.cold
         run = f"bench-w{count}{data.suffix}-{uuid.uuid4().hex[:6]}"
         fraud, dlq = f"{run}-fraud", f"{run}-dlq"
         self.topics({fraud: PARTITIONS, dlq: PARTITIONS})
         # A replay of old data: no idle partitions to wait for, so the wall-clock idle rule
         # (which would close every window a while after the drain) is off.
-        env = {**self.worker_env(run, fraud, dlq, topic=data.topic), "IDLE_TIMEOUT": "0"}
+        env = {
+            **self.worker_env(run, fraud, dlq, topic=data.topic, guarantee=guarantee),
+            "IDLE_TIMEOUT": "0",
+        }
         started = [self.start_worker(run, i, env) for i in range(count)]
         children = [child for child, _ in started]
         processes = "1 process" if count == 1 else f"{count} processes"
-        label = f"our worker ({processes}{data.label})"
-        result = await self.measure_group(
-            run, f"worker-{count}{data.suffix}", label, "worker", children, data
-        )
+        eos = guarantee == EXACTLY_ONCE
+        label = f"our worker ({processes}{data.label}{', exactly-once' if eos else ''})"
+        name = f"worker-{count}{data.suffix}{'-exactly-once' if eos else ''}"
+        result = await self.measure_group(run, name, label, "worker", children, data)
+        result["guarantee"] = guarantee
         closed = sum(
             _metric(port, 'fraud_alerts_total{kind="window_closed"}') for _, port in started
         )
@@ -617,12 +629,13 @@ class Bench:
 
     # -- alert latency --------------------------------------------------------------------------
 
-    async def alert_latency(self, rate: int) -> dict[str, Any]:
+    async def alert_latency(self, rate: int, guarantee: str = AT_LEAST_ONCE) -> dict[str, Any]:
         run = f"bench-live{rate}-{uuid.uuid4().hex[:6]}"
         tx, fraud, dlq = f"{run}-tx", f"{run}-fraud", f"{run}-dlq"
         self.topics({tx: PARTITIONS, fraud: PARTITIONS}, latency.LOG_APPEND_TIME)
         self.topics({dlq: PARTITIONS})
-        child, port = self.start_worker(run, 0, self.worker_env(run, fraud, dlq, topic=tx))
+        env = self.worker_env(run, fraud, dlq, topic=tx, guarantee=guarantee)
+        child, port = self.start_worker(run, 0, env)
         deadline = time.monotonic() + 120
         while _get(port, "/ready") != 200:
             if time.monotonic() > deadline or not child.alive():
@@ -630,51 +643,54 @@ class Bench:
                 raise RuntimeError(f"latency worker not ready:\n{child.tail()}")
             await asyncio.sleep(0.5)
         seconds = self.options.latency_seconds
-        generator = Child(
-            f"generator-{rate}",
-            [
-                sys.executable,
-                "-m",
-                "generator",
-                "--bootstrap",
-                self.bootstrap,
-                "--topic",
-                tx,
-                "--rate",
-                str(rate),
-                "--duration",
-                str(seconds),
-                "--clock",
-                "real",
-                "--accounts",
-                str(dataset.ACCOUNTS),
-                "--scenarios-every",
-                str(max(0.5, 200 / rate)),  # a few % of the records at most
-                "--seed",
-                "7",
-                "--no-progress",
-            ],
-            self.logs / f"generator-{rate}.log",
-            cwd=REPO,
-        )
-        sampler = TreeSampler([child.pid])
-        sampler.start()
-        log(f"latency at {rate:,} tx/s for {seconds:g}s")
-        while generator.alive():
-            await asyncio.sleep(0.5)
-        ends = await end_offsets(self.bootstrap, tx)
-        sent = sum(ends.values())
-        async with LagProbe(self.bootstrap, tx, ends) as probe:
-            grace = time.monotonic() + 20  # to catch up; a worker that cannot is cut off
-            while await probe.committed(run) < sent and time.monotonic() < grace:
-                await asyncio.sleep(POLL_SECONDS)
-            lag = sent - await probe.committed(run)
-        processed = _metric(port, "fraud_records_received_total")
-        usage = await sampler.stop()
-        child.stop()
-        found = await latency.measure(self.bootstrap, tx, fraud)
+        # a consumer of the alerts, read_committed, from before the first record is sent
+        async with latency.Visibility(self.bootstrap, fraud, PARTITIONS) as visibility:
+            generator = Child(
+                f"generator-{rate}",
+                [
+                    sys.executable,
+                    "-m",
+                    "generator",
+                    "--bootstrap",
+                    self.bootstrap,
+                    "--topic",
+                    tx,
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(seconds),
+                    "--clock",
+                    "real",
+                    "--accounts",
+                    str(dataset.ACCOUNTS),
+                    "--scenarios-every",
+                    str(max(0.5, 200 / rate)),  # a few % of the records at most
+                    "--seed",
+                    "7",
+                    "--no-progress",
+                ],
+                self.logs / f"generator-{rate}.log",
+                cwd=REPO,
+            )
+            sampler = TreeSampler([child.pid])
+            sampler.start()
+            log(f"latency at {rate:,} tx/s for {seconds:g}s")
+            while generator.alive():
+                await asyncio.sleep(0.5)
+            ends = await end_offsets(self.bootstrap, tx)
+            sent = sum(ends.values())
+            async with LagProbe(self.bootstrap, tx, ends) as probe:
+                grace = time.monotonic() + 20  # to catch up; a worker that cannot is cut off
+                while await probe.committed(run) < sent and time.monotonic() < grace:
+                    await asyncio.sleep(POLL_SECONDS)
+                lag = sent - await probe.committed(run)
+            processed = _metric(port, "fraud_records_received_total")
+            usage = await sampler.stop()
+            child.stop()
+        found = await latency.measure(self.bootstrap, tx, fraud, visibility.seen)
         result = {
             "rate": rate,
+            "guarantee": guarantee,
             "seconds": seconds,
             "sent": sent,
             "achieved_rate": round(sent / seconds),
@@ -685,14 +701,18 @@ class Bench:
             "p95_ms": found.percentile(95),
             "p99_ms": found.percentile(99),
             "max_ms": float(max(found.samples)) if found.samples else None,
+            # until a read_committed consumer had it: under exactly-once, the commit's wait
+            "visible_p50_ms": found.percentile(50, found.visible),
+            "visible_p99_ms": found.percentile(99, found.visible),
             "lag_at_end": lag,
             "worker_cpu_seconds": round(usage.cpu_seconds, 1),
             "tx_per_cpu_s": round(processed / usage.cpu_seconds) if usage.cpu_seconds else None,
             "worker_peak_rss_mb": round(usage.peak_rss_bytes / 2**20),
         }
         log(
-            f"latency at {rate:,} tx/s: p50 {result['p50_ms']} p95 {result['p95_ms']} "
-            f"p99 {result['p99_ms']} ms over {len(found.samples)} alerts; lag at end {lag:,}"
+            f"latency at {rate:,} tx/s, {guarantee}: p50 {result['p50_ms']} p95 "
+            f"{result['p95_ms']} p99 {result['p99_ms']} ms over {len(found.samples)} alerts "
+            f"(visible p99 {result['visible_p99_ms']} ms); lag at end {lag:,}"
         )
         return result
 
@@ -825,6 +845,7 @@ class Bench:
             self.systems.append(await self.faust_floor("events", driver="confluent"))
         if "worker" in phases:
             self.systems.append(await self.workers(1))
+            self.systems.append(await self.workers(1, guarantee=EXACTLY_ONCE))
             self.systems.append(await self.workers(2))
             if hot:
                 self.systems.append(await self.workers(1, self.hot))
@@ -835,7 +856,8 @@ class Bench:
                 self.systems.append(await self.bytewax(data))
         if "latency" in phases:
             for rate in opts.rates:
-                self.latencies.append(await self.alert_latency(rate))
+                for guarantee in (AT_LEAST_ONCE, EXACTLY_ONCE):
+                    self.latencies.append(await self.alert_latency(rate, guarantee))
         if "state" in phases:
             await self.state_memory()
         if "profile" in phases:

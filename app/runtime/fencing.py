@@ -5,8 +5,9 @@ its partitions go to another worker, which processes them again from the committ
 the stopped one resumes, its producer still delivers the changelog records it held, after the new
 owner's: a restore that applies the changelog in order would end with those older values, and the
 new owner's work on those keys would be lost (seen: a window_closed alert with 9 of its 16
-transactions). Kafka fences such a zombie only for transactional producers, which Faust's
-exactly-once cannot give this topology (docs/semantics.md).
+transactions). Kafka fences such a zombie only for transactional producers: under
+PROCESSING_GUARANTEE=exactly_once the worker's transactions do (app.runtime.transactions) and
+its table is a plain Faust one; this fence is the at-least-once guard.
 
 So every changelog record carries its writer's consumer-group generation (a header) and its write
 time (the record timestamp, set when the table is written, not when the batch leaves). Replaying a

@@ -2,11 +2,12 @@
 
 Faust writes a table a key at a time: a RocksDB write, a ``FutureMessage`` for its changelog
 record, and, when the broker acknowledges it, a RocksDB write of the changelog offset to restore
-from. Here a batch's changes to one partition go out as changelog record batches (each record
-naming its writer: app.runtime.fencing) and then as one RocksDB write batch, and the offset to
-restore from is stored once, when the last of them is acknowledged. The changelog is handed to
-the producer before the local store is written: a batch cut short leaves the local store behind
-the changelog, never ahead of it (its input is not committed, and is processed again).
+from. Here a batch's changes to one partition go out as changelog record batches (under
+at-least-once each record names its writer: app.runtime.fencing) and then as one RocksDB write
+batch, and the offset to restore from is stored once, when the last of them is acknowledged.
+The changelog is handed to the producer before the local store is written: a batch cut short
+leaves the local store behind the changelog, never ahead of it (its input is not committed, and
+is processed again).
 
 Faust's recovery, its standbys and ``faust -A app tables`` read the same store and changelog:
 the keys are the table's (raw bytes), each stored in its own partition's database.
@@ -29,9 +30,10 @@ class TableState:
     def __init__(
         self, table: Any, producer: Callable[[], DeliveringProducer], generation: Callable[[], int]
     ) -> None:
-        self.table = table  # app.runtime.fencing.FencedTable
+        self.table = table  # app.runtime.fencing.FencedTable; exactly-once: a plain one
         self.producer = producer  # the app's, once started
         self.generation = generation  # the consumer group's, as the worker knows it
+        self.fence = getattr(table, "fence", None)  # exactly-once: transactions fence writers
 
     def get(self, partition: int, key: str) -> bytes | None:
         value: bytes | None = self._db(partition).get(key.encode())
@@ -47,16 +49,16 @@ class TableState:
         if not changes:
             return
         records = [(key.encode(), value) for key, value in changes.items()]
-        generation, written_ms = self.generation(), int(time.time() * 1000)
+        written_ms = int(time.time() * 1000)
         topic = self.table.changelog_topic.get_topic_name()
         tp = TP(topic, partition)
-        self.table.fence.admit(tp, generation, written_ms)  # its own records count as replayed
+        headers: list[tuple[str, bytes]] = []
+        if self.fence is not None:
+            generation = self.generation()
+            self.fence.admit(tp, generation, written_ms)  # its own records count as replayed
+            headers = [(GENERATION_HEADER, str(generation).encode())]
         sent = await self.producer().send_batch(
-            topic,
-            partition,
-            records,
-            timestamp_ms=written_ms,
-            headers=[(GENERATION_HEADER, str(generation).encode())],
+            topic, partition, records, timestamp_ms=written_ms, headers=headers
         )
         batch = WriteBatch(raw_mode=True)
         for key, value in records:

@@ -35,21 +35,26 @@ class Transactions:
     def __init__(self, app_id: str, producer: Callable[[], DeliveringProducer]) -> None:
         self.app_id = app_id  # also the consumer group
         self.producer = producer  # the app's: its sends go to the transaction in hand
-        self.producers: dict[TP, AIOKafkaProducer] = {}
+        # a partition's producer, started or starting: an assignment and a batch, or two
+        # assignments (Faust seeks again after a recovery), ask for it meanwhile, and a second
+        # producer of the same transactional.id would fence the first
+        self.producers: dict[TP, asyncio.Future[AIOKafkaProducer]] = {}
 
     def transactional_id(self, tp: TP) -> str:
         return f"{self.app_id}-{tp.topic}-{tp.partition}"
 
     async def assign(self, tps: Iterable[TP]) -> None:
         """Start (and so fence the previous owner of) a producer for each partition not held."""
-        new = [tp for tp in tps if tp not in self.producers]
-        started = await asyncio.gather(*(self._start(tp) for tp in new))
-        self.producers.update(zip(new, started, strict=True))
+        await asyncio.gather(*(self._producer(tp) for tp in tps))
 
     async def revoke(self, tps: Iterable[TP]) -> None:
         """Stop the producers of partitions lost: the next owner's start fences them anyway."""
         gone = [self.producers.pop(tp) for tp in tps if tp in self.producers]
-        await asyncio.gather(*(producer.stop() for producer in gone), return_exceptions=True)
+        started = await asyncio.gather(*gone, return_exceptions=True)
+        await asyncio.gather(
+            *(producer.stop() for producer in started if not isinstance(producer, BaseException)),
+            return_exceptions=True,
+        )
 
     async def stop(self) -> None:
         await self.revoke(list(self.producers))
@@ -59,12 +64,10 @@ class Transactions:
         """One transaction around a batch of ``tp``: what the app's producer sends meanwhile
         goes into it, and it commits with ``next_offset`` as ``tp``'s offset; a batch that fails
         aborts it."""
-        producer = self.producers.get(tp)
-        if producer is None:  # assigned while the producers of its rebalance started
-            await self.assign([tp])
-            producer = self.producers[tp]
         app_producer = self.producer()
+        producer: AIOKafkaProducer | None = None
         try:
+            producer = await self._producer(tp)
             await producer.begin_transaction()
             app_producer.transaction = producer
             try:
@@ -80,12 +83,40 @@ class Transactions:
             finally:
                 app_producer.transaction = None
         except (KafkaError, IllegalOperation) as error:  # fenced, or a send in it failed
-            raise TransactionFailed(f"{tp.topic}/{tp.partition}: {error!r}") from error
+            cause = ended_by(producer) or error
+            raise TransactionFailed(f"{tp.topic}/{tp.partition}: {cause!r}") from cause
+
+    async def _producer(self, tp: TP) -> AIOKafkaProducer:
+        started = self.producers.get(tp)
+        if started is None:
+            started = self.producers[tp] = asyncio.ensure_future(self._start(tp))
+        try:
+            return await asyncio.shield(started)
+        except Exception:
+            if self.producers.get(tp) is started:
+                del self.producers[tp]  # the next batch or assignment starts it again
+            raise
 
     async def _start(self, tp: TP) -> AIOKafkaProducer:
         # the app producer's settings and login (Faust's), idempotent, acks from all replicas
         producer: AIOKafkaProducer = self.producer()._new_producer(
             transactional_id=self.transactional_id(tp)
         )
-        await producer.start()  # InitProducerId: fences the previous owner
+        try:
+            await producer.start()  # InitProducerId: fences the previous owner
+        except BaseException:
+            await producer.stop()
+            raise
         return producer
+
+
+def ended_by(producer: AIOKafkaProducer | None) -> BaseException | None:
+    """The error that ended the producer's transaction in its background sender (a fenced
+    producer is told so by the broker's answer to a send, then refuses the next one as "not in
+    transaction"), or None."""
+    manager = getattr(producer, "_txn_manager", None)  # pinned by a contract test
+    waiter = getattr(manager, "_transaction_waiter", None)
+    if waiter is None or not waiter.done() or waiter.cancelled():
+        return None
+    error: BaseException | None = waiter.exception()
+    return error

@@ -323,6 +323,13 @@ def test_exactly_once_rests_on_what_faust_and_aiokafka_do() -> None:
     assert assigned.index("self.tables.on_rebalance") < assigned.index(
         "on_partitions_assigned.send"
     )
+    # a transaction ended by an error in the background sender (fenced) keeps it in the
+    # manager's waiter, read by app.runtime.transactions.ended_by
+    from aiokafka.producer.transaction_manager import TransactionManager
+
+    manager = inspect.getsource(TransactionManager)
+    assert "self._transaction_waiter.set_exception(exc)" in manager
+    assert "self._txn_manager = TransactionManager(" in inspect.getsource(AIOKafkaProducer)
 
 
 def test_faust_reads_no_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,14 +55,14 @@ class Producer:
         return [(ack, len(records))]
 
 
-def state_on(tmp_path: Path) -> tuple[TableState, Store, Producer]:
+def state_on(tmp_path: Path, fenced: bool = True) -> tuple[TableState, Store, Producer]:
     store = Store(tmp_path)
     producer = Producer(store)
     table = SimpleNamespace(
-        fence=ChangelogFence(),
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: "changelog"),
-        data=store,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: "changelog"), data=store
     )
+    if fenced:  # at-least-once: app.runtime.fencing.FencedTable
+        table.fence = ChangelogFence()
     return TableState(table, lambda: producer, generation=lambda: 7), store, producer  # type: ignore[arg-type]
 
 
@@ -79,6 +79,14 @@ async def test_a_batch_goes_to_the_changelog_then_to_the_local_store(tmp_path: P
     assert second["records"] == [(b"1:2", b"c"), (b"3:4", None)]  # a deletion is a tombstone
     assert second["local_before"] == {b"1:2": b"a", b"3:4": b"b"}
     assert state.get(3, "1:2") == b"c" and state.get(3, "3:4") is None
+
+
+async def test_under_exactly_once_the_records_name_no_writer(tmp_path: Path) -> None:
+    # a plain Faust table: transactions fence a replaced writer (app.runtime.transactions)
+    state, _, producer = state_on(tmp_path, fenced=False)
+    await state.write(3, {"1:2": b"a"})
+    assert producer.sent[0]["headers"] == []
+    assert state.get(3, "1:2") == b"a"
 
 
 async def test_the_offset_to_restore_from_is_stored_once_the_batch_is_acknowledged(

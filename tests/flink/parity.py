@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.parse
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -187,9 +188,13 @@ def _tail(path: Path, lines: int = 40) -> str:
 # -- the worker ----------------------------------------------------------------------------------
 
 
-def run_worker(bootstrap: str, one: Landed, workdir: Path) -> Outcome:
-    """The worker over the stream until it is done; its window_closed alerts and dead letters."""
+def run_worker(
+    bootstrap: str, one: Landed, workdir: Path, guarantee: str = "at_least_once"
+) -> Outcome:
+    """The worker over the stream until it is done; its window_closed alerts and dead letters
+    (read read_committed: under exactly-once, what its committed transactions hold)."""
     env = {
+        "PROCESSING_GUARANTEE": guarantee,
         "KAFKA_BOOTSTRAP": bootstrap,
         "APP_ID": f"parity-{uuid.uuid4().hex[:8]}",
         "TRANSACTIONS_TOPIC": one.topics["transactions"],
@@ -208,6 +213,9 @@ def run_worker(bootstrap: str, one: Landed, workdir: Path) -> Outcome:
         worker.stop()
     fraud = asyncio.run(read_all(bootstrap, one.topics["fraud"]))
     dlq = asyncio.run(read_all(bootstrap, one.topics["dlq"]))
+    if guarantee == "exactly_once":  # each alert once, in one committed transaction
+        ids = Counter(json.loads(w.value or b"{}")["alert_id"] for w in fraud)
+        assert [i for i, n in ids.items() if n > 1] == [], "alerts read twice"
     return worker_outcome(fraud, dlq)
 
 
@@ -265,8 +273,10 @@ def has_open_windows(worker: WorkerProcess, pair: str) -> bool:
 
 
 async def read_all(bootstrap: str, topic: str) -> list[Written]:
-    """Every record of ``topic`` up to its end offsets now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """Every committed record of ``topic`` up to its end offsets now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]

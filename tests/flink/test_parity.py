@@ -4,16 +4,19 @@ For each stream of tests/flink/streams.py: the set of the worker's `window_close
 Flink's output field by field (pair, window start and end, total, count); the events the worker
 dead-letters as `late` are exactly those Flink's window drops as late; the lines it
 dead-letters as unusable are those the job drops, for the same reason. Why each comparison is
-exact, and where the two differ by design, is in streams.py and docs/flink-parity.md.
+exact, and where the two differ by design, is in streams.py and docs/flink-parity.md. The
+worker runs each stream under both processing guarantees.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from localkafka import LocalKafka
 
+from tests.conftest import TopicFactory
 from tests.flink.parity import Landed, Outcome, differences, run_worker
 from tests.flink.streams import parity_streams, within_bound
 
@@ -22,9 +25,11 @@ pytestmark = pytest.mark.parity
 STREAMS = [stream.name for stream in parity_streams()]
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 @pytest.mark.parametrize("name", STREAMS)
 def test_the_worker_reports_what_flink_reports(
     name: str,
+    guarantee: str,
     kafka: LocalKafka,
     landed: dict[str, Landed],
     flink: dict[str, Outcome],
@@ -41,7 +46,13 @@ def test_the_worker_reports_what_flink_reports(
         )
         assert not outside, f"{name}: events beyond the bound in a multi-partition stream"
     theirs = flink[name]
-    ours = run_worker(kafka.bootstrap, one, tmp_path)
+    # each run writes to output topics of its own: the other guarantee's run reads the same input
+    outputs = TopicFactory(kafka.bootstrap).create(
+        partitions=stream.partitions, fraud="fraud", dlq="transactions-dlq"
+    )
+    ours = run_worker(
+        kafka.bootstrap, replace(one, topics={**one.topics, **outputs}), tmp_path, guarantee
+    )
 
     problems = differences(ours, theirs)
     assert not problems, f"{name}: {len(problems)} differences\n" + "\n".join(problems[:50])

@@ -2,7 +2,9 @@
 minutes, then an exact check of everything the workers wrote.
 
 Run ``make nemesis`` (NEMESIS_SECONDS, 600; NEMESIS_SEED, random unless given) or
-``python -m tests.integration.nemesis --seconds 120 --seed 7``. The schedule is printed at the
+``python -m tests.integration.nemesis --seconds 120 --seed 7``; PROCESSING_GUARANTEE=exactly_once
+(or ``--guarantee exactly_once``) runs the workers under exactly-once, and the check then reads
+``fraud`` and the DLQ read_committed and also wants 0 duplicates. The schedule is printed at the
 start and the same seed replays it (the moments the faults hit the workers' work vary with the
 machine's speed).
 
@@ -44,7 +46,14 @@ from generator import GeneratorConfig, generate
 from tests.conftest import LocalKafka, TopicFactory, free_ports  # scripts/ on the path first
 from tests.integration.kafka_io import Written, alerts_by_kind, produce, wait_committed
 from tests.integration.netfaults import Proxy
-from tests.integration.pipeline import Pipeline, assert_alerts, cents, dead_letters, expect
+from tests.integration.pipeline import (
+    GUARANTEES,
+    Pipeline,
+    assert_alerts,
+    cents,
+    dead_letters,
+    expect,
+)
 from tests.integration.workers import WorkerProcess
 
 WORKERS = 3  # the base set; scaling up adds one more
@@ -126,6 +135,7 @@ class Outcome:
     seed: int
     seconds: float
     faults: list[Fault]
+    guarantee: str = "at_least_once"
     recovery: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     events: int = 0
     windows: int = 0
@@ -136,7 +146,8 @@ class Outcome:
 
     def report(self) -> str:
         lines = [
-            f"nemesis seed {self.seed}, {self.seconds:.0f}s of faults, {len(self.faults)} faults",
+            f"nemesis seed {self.seed}, {self.guarantee}, {self.seconds:.0f}s of faults, "
+            f"{len(self.faults)} faults",
             f"{'fault':38} {'count':>5} {'recovery p50':>13} {'max':>8}",
         ]
         counts = Counter(f.kind for f in self.faults)
@@ -156,6 +167,7 @@ class Outcome:
         counts = Counter(f.kind for f in self.faults)
         return {
             "seed": self.seed,
+            "guarantee": self.guarantee,
             "seconds": self.seconds,
             "faults": {
                 kind: {
@@ -176,14 +188,22 @@ class Outcome:
 class Nemesis:
     """One run: its own broker, topics and workers under ``root``."""
 
-    def __init__(self, root: Path, seed: int, seconds: float, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        seed: int,
+        seconds: float,
+        say: Callable[[str], None],
+        guarantee: str = "at_least_once",
+    ) -> None:
         self.root, self.seed, self.seconds, self.say = root, seed, seconds, say
+        self.guarantee = guarantee
         port, controller, *more = free_ports(2 + 2 * (WORKERS + 1))
         proxied = list(zip(more[::2], more[1::2], strict=True))  # (listener, proxy) per worker
         self.broker = LocalKafka(root / "kafka", port, controller, proxied=proxied)
         # worker ordinal -> the proxy its connections to the broker cross
         self.links = [Proxy(shown, to, seed=seed + i) for i, (to, shown) in enumerate(proxied)]
-        self.outcome = Outcome(seed, seconds, schedule(seed, seconds))
+        self.outcome = Outcome(seed, seconds, schedule(seed, seconds), guarantee)
         self.pipeline: Pipeline | None = None
 
     async def run(self) -> Outcome:
@@ -192,7 +212,9 @@ class Nemesis:
         for link in self.links:
             link.start()
         try:
-            self.pipeline = Pipeline(self.broker, TopicFactory(self.broker.bootstrap), self.root)
+            self.pipeline = Pipeline(
+                self.broker, TopicFactory(self.broker.bootstrap), self.root
+            ).under(self.guarantee)  # exactly-once: read read_committed, each alert once
             self.pipeline.env.update(
                 {
                     "KAFKA_SESSION_TIMEOUT": str(SESSION_TIMEOUT_S),
@@ -393,11 +415,22 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("NEMESIS_SEED") or random.SystemRandom().randrange(10**6)),
         help="the stream's and the schedule's seed [env: NEMESIS_SEED] (random)",
     )
+    parser.add_argument(
+        "--guarantee",
+        choices=GUARANTEES,
+        default=os.environ.get("PROCESSING_GUARANTEE") or "at_least_once",
+        help="the workers' processing guarantee [env: PROCESSING_GUARANTEE] (at_least_once)",
+    )
     args = parser.parse_args(argv)
     REPORTS.mkdir(exist_ok=True)
-    print(f"nemesis: seed {args.seed}, {args.seconds:.0f}s; the schedule:", flush=True)
+    print(
+        f"nemesis: seed {args.seed}, {args.guarantee}, {args.seconds:.0f}s; the schedule:",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="nemesis-", dir=REPORTS) as root:
-        nemesis = Nemesis(Path(root), args.seed, args.seconds, lambda s: print(s, flush=True))
+        nemesis = Nemesis(
+            Path(root), args.seed, args.seconds, lambda s: print(s, flush=True), args.guarantee
+        )
         try:
             outcome = asyncio.run(nemesis.run())
         except AssertionError as failure:
@@ -406,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(root, logs, ignore=shutil.ignore_patterns("kafka"), dirs_exist_ok=True)
             print(f"nemesis: FAILED with seed {args.seed}: {failure}\nlogs: {logs}", flush=True)
             return 1
-    path = REPORTS / f"nemesis-{args.seed}.json"
+    eos = "-exactly-once" if args.guarantee == "exactly_once" else ""
+    path = REPORTS / f"nemesis-{args.seed}{eos}.json"
     path.write_text(json.dumps(outcome.as_json(), indent=2) + "\n")
     print(outcome.report() + f"\nPASS (report: {path})", flush=True)
     return 0

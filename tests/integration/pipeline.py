@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from localkafka import LocalKafka, free_ports
 
 from app.errors import BadRecord
@@ -23,6 +25,8 @@ from tests.integration.workers import WorkerProcess
 from tests.reference import Expected, expected_alerts
 
 TIMEOUT = 240.0
+GUARANTEES = ("at_least_once", "exactly_once")  # PROCESSING_GUARANTEE
+both_guarantees = pytest.mark.parametrize("guarantee", GUARANTEES)
 
 
 class Pipeline:
@@ -142,7 +146,17 @@ class Pipeline:
             raise AssertionError(
                 f"{error}\nmissing ({len(missing)}): {missing[:20]}\nworker logs:\n{logs}"
             ) from None
+        if committed:  # each alert and dead letter in one committed transaction: read once
+            alerts = Counter(a["alert_id"] for a in decoded(fraud))
+            letters = Counter((d["partition"], d["offset"]) for d in decoded(dlq))
+            assert [a for a, n in alerts.items() if n > 1] == [], "alerts read twice"
+            assert [d for d, n in letters.items() if n > 1] == [], "dead letters read twice"
         return fraud, dlq
+
+    def under(self, guarantee: str) -> Pipeline:
+        """The workers started from now on run under ``guarantee``."""
+        self.env["PROCESSING_GUARANTEE"] = guarantee
+        return self
 
     def stop(self) -> None:
         for worker in self.workers:

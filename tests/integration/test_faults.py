@@ -38,7 +38,7 @@ from tests.integration.kafka_io import (
     wait_committed,
 )
 from tests.integration.netfaults import Proxy
-from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, expect
+from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, both_guarantees, expect
 
 REPORT = Path(__file__).resolve().parents[2] / ".run" / "fault-report.jsonl"
 STREAM = GeneratorConfig(
@@ -76,6 +76,7 @@ def report(
     with REPORT.open("a") as out:
         row = {
             "scenario": scenario,
+            "guarantee": pipeline.env.get("PROCESSING_GUARANTEE", "at_least_once"),
             "events": STREAM.count,
             "faults": faults,
             "missing": 0,  # asserted
@@ -92,7 +93,7 @@ async def finish(pipeline: Pipeline, written: list[Written]) -> list[Written]:
     written += await pipeline.close_windows(written)
     expected = expect(written)
     fraud, _ = await pipeline.wait_for(expected)
-    assert_alerts(fraud, expected)
+    assert_alerts(fraud, expected)  # under exactly-once, also: each alert read once
     await wait_committed(
         pipeline.bootstrap, pipeline.env["APP_ID"], pipeline.topics["transactions"], TIMEOUT
     )
@@ -118,15 +119,17 @@ async def kill_three_times(pipeline: Pipeline) -> tuple[list[Written], list[floa
     return await finish(pipeline, written), recovery
 
 
-async def test_kill_9_three_times_with_3_workers(pipeline: Pipeline) -> None:
-    fraud, recovery = await kill_three_times(pipeline)
+@both_guarantees
+async def test_kill_9_three_times_with_3_workers(pipeline: Pipeline, guarantee: str) -> None:
+    fraud, recovery = await kill_three_times(pipeline.under(guarantee))
     report("kill -9 x3, 3 workers", 3, fraud, recovery, pipeline)
 
 
-async def test_broker_restart_mid_run(tmp_path: Path) -> None:
+@both_guarantees
+async def test_broker_restart_mid_run(tmp_path: Path, guarantee: str) -> None:
     broker = LocalKafka(tmp_path / "kafka", *free_ports(2))
     broker.start()
-    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path)
+    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path).under(guarantee)
     try:
         workers = [pipeline.worker(i) for i in range(2)]
         for worker in workers:
@@ -274,8 +277,11 @@ async def test_a_worker_cut_off_past_the_session_timeout_rebuilds_its_tables(
         broker.stop()
 
 
-async def test_a_lost_data_dir_is_rebuilt_from_the_changelog(pipeline: Pipeline) -> None:
-    worker = pipeline.worker(0)
+@both_guarantees
+async def test_a_lost_data_dir_is_rebuilt_from_the_changelog(
+    pipeline: Pipeline, guarantee: str
+) -> None:
+    worker = pipeline.under(guarantee).worker(0)
     worker.wait_ready(timeout=TIMEOUT)
     parts = chunks(2)
     topic = pipeline.topics["transactions"]

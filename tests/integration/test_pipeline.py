@@ -2,7 +2,8 @@
 
 Expected results come from tests/reference.py over the records as they landed (partition,
 offset), so they are exact: every window_closed alert_id with its total and count, every
-threshold_crossed, every dead letter with its reason, nothing more.
+threshold_crossed, every dead letter with its reason, nothing more. The main ones run under
+both processing guarantees (under exactly-once, read read_committed, each alert once).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tests.integration.pipeline import (
     TIMEOUT,
     Pipeline,
     assert_alerts,
+    both_guarantees,
     dead_letters,
     expect,
     expect_in_order,
@@ -33,8 +35,11 @@ BASE = GeneratorConfig(
 )
 
 
-async def test_alerts_and_dead_letters_are_exactly_the_expected_ones(pipeline: Pipeline) -> None:
-    written = await pipeline.send(BASE)
+@both_guarantees
+async def test_alerts_and_dead_letters_are_exactly_the_expected_ones(
+    pipeline: Pipeline, guarantee: str
+) -> None:
+    written = await pipeline.under(guarantee).send(BASE)
     expected = expect(written)
     reasons = set(expected.dead.values())
     assert len(expected.closed) >= 10
@@ -70,9 +75,10 @@ async def test_alerts_and_dead_letters_are_exactly_the_expected_ones(pipeline: P
         assert (pair in alerted_pairs) == (kind == "structuring"), (kind, pair)
 
 
-async def test_unkeyed_input_gives_the_same_alerts(pipeline: Pipeline) -> None:
+@both_guarantees
+async def test_unkeyed_input_gives_the_same_alerts(pipeline: Pipeline, guarantee: str) -> None:
     in_order = replace(BASE, out_of_order=0.0, layout="rfc3339", keyed=False)
-    written = await pipeline.send(in_order)
+    written = await pipeline.under(guarantee).send(in_order)
     assert all(w.key is None for w in written)
     expected = expect_in_order(written)
     pipeline.worker()
@@ -83,7 +89,11 @@ async def test_unkeyed_input_gives_the_same_alerts(pipeline: Pipeline) -> None:
     assert sorted(dead_letters(dlq).values()) == sorted(expected.dead.values())
 
 
-async def test_a_killed_worker_restarted_mid_stream_completes_the_set(pipeline: Pipeline) -> None:
+@both_guarantees
+async def test_a_killed_worker_restarted_mid_stream_completes_the_set(
+    pipeline: Pipeline, guarantee: str
+) -> None:
+    pipeline.under(guarantee)
     cfg = replace(BASE, seed=12, count=6000)
     records = list(generate(cfg))
     half = len(records) // 2
