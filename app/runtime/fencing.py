@@ -88,9 +88,9 @@ class FencedTable(faust.Table[Any, Any]):
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         events = list(batch)
-        dropped_before = self.fence.dropped
-        super().apply_changelog_batch(self._admitted(events))
-        if self.fence.dropped > dropped_before:
+        dropped: list[EventT[Any]] = []
+        super().apply_changelog_batch(self._admitted(events, dropped))
+        if dropped:
             # the store advanced its offsets only past what it applied: past the dropped too
             last: dict[TP, int] = {}
             for event in events:
@@ -98,14 +98,22 @@ class FencedTable(faust.Table[Any, Any]):
                 last[tp] = max(event.message.offset, last.get(tp, -1))
             for tp, offset in last.items():
                 self.data.set_persisted_offset(tp, offset)
+            where: dict[int, list[int]] = {}
+            for event in dropped:
+                where.setdefault(event.message.tp.partition, []).append(event.message.offset)
             log.warning(
                 "%s: %d changelog records not restored: written by a worker that had been "
-                "replaced (stopped past the session timeout)",
+                "replaced (stopped past the session timeout); %s",
                 self.name,
-                self.fence.dropped - dropped_before,
+                len(dropped),
+                ", ".join(
+                    f"partition {p} offsets {min(o)}-{max(o)}" for p, o in sorted(where.items())
+                ),
             )
 
-    def _admitted(self, events: list[EventT[Any]]) -> Iterator[EventT[Any]]:
+    def _admitted(
+        self, events: list[EventT[Any]], dropped: list[EventT[Any]]
+    ) -> Iterator[EventT[Any]]:
         for event in events:
             message = event.message
             written_ms = (
@@ -115,3 +123,5 @@ class FencedTable(faust.Table[Any, Any]):
             )
             if self.fence.admit(message.tp, record_generation(message.headers), written_ms):
                 yield event
+            else:
+                dropped.append(event)

@@ -178,6 +178,22 @@ async def test_records_below_the_read_offset_are_not_handed_over_again() -> None
     assert loop.handed == [(TP("in", 0), [5, 6])]
 
 
+async def test_a_seek_back_within_the_assignment_hands_over_no_processed_record_again() -> None:
+    # Faust seeks to the committed offsets again when its recovery ends; the commit of the
+    # batch 3-6 had not landed: only what follows it is handed over
+    loop = Loop([{TP("in", 0): [3, 4, 5, 6]}, {TP("in", 0): [3, 4, 5, 6, 7]}])
+    fetch = loop.consumer._wait_next_records
+
+    async def seek_back_then_fetch(timeout: float) -> Any:
+        if loop.handed:
+            loop.consumer._read_offset[TP("in", 0)] = 3  # what Faust's seek sets
+        return await fetch(timeout)
+
+    loop.consumer._wait_next_records = seek_back_then_fetch  # type: ignore[method-assign]
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [3, 4, 5, 6]), (TP("in", 0), [7])]
+
+
 async def test_a_rebalance_begun_during_a_batch_leaves_the_rest_of_the_fetch_unread() -> None:
     # what is left is read again from the committed offsets at the rebalance's end: its read
     # offset does not move, and nothing of it is committed

@@ -214,7 +214,7 @@ def run_worker(
     fraud = asyncio.run(read_all(bootstrap, one.topics["fraud"]))
     dlq = asyncio.run(read_all(bootstrap, one.topics["dlq"]))
     if guarantee == "exactly_once":  # each alert once, in one committed transaction
-        ids = Counter(json.loads(w.value or b"{}")["alert_id"] for w in fraud)
+        ids = Counter((a["alert_id"], a["kind"]) for a in decoded(fraud))
         assert [i for i, n in ids.items() if n > 1] == [], "alerts read twice"
     return worker_outcome(fraud, dlq)
 

@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         except AssertionError as failure:
             traceback.print_exc()
             logs = Path(REPORTS / f"nemesis-{args.seed}-logs")
-            shutil.copytree(root, logs, ignore=shutil.ignore_patterns("kafka"), dirs_exist_ok=True)
+            # the broker's data too: the changelogs and the alerts tell what went wrong
+            shutil.copytree(root, logs, dirs_exist_ok=True)
             print(f"nemesis: FAILED with seed {args.seed}: {failure}\nlogs: {logs}", flush=True)
             return 1
     eos = "-exactly-once" if args.guarantee == "exactly_once" else ""

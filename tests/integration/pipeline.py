@@ -147,10 +147,13 @@ class Pipeline:
                 f"{error}\nmissing ({len(missing)}): {missing[:20]}\nworker logs:\n{logs}"
             ) from None
         if committed:  # each alert and dead letter in one committed transaction: read once
-            alerts = Counter(a["alert_id"] for a in decoded(fraud))
+            alerts = Counter((a["alert_id"], a["kind"]) for a in decoded(fraud))
             letters = Counter((d["partition"], d["offset"]) for d in decoded(dlq))
             assert [a for a, n in alerts.items() if n > 1] == [], "alerts read twice"
-            assert [d for d, n in letters.items() if n > 1] == [], "dead letters read twice"
+            twice = {d for d, n in letters.items() if n > 1}
+            assert not twice, "dead letters read twice: " + "\n".join(
+                repr(d) for d in decoded(dlq) if (d["partition"], d["offset"]) in twice
+            )
         return fraud, dlq
 
     def under(self, guarantee: str) -> Pipeline:

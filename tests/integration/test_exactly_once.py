@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from localkafka import LocalKafka, free_ports
 
-from tests.conftest import TopicFactory
 from tests.integration.kafka_io import produce
-from tests.integration.netfaults import Proxy
 from tests.integration.pipeline import TIMEOUT, Pipeline
-from tests.integration.test_faults import chunks, finish, report
+from tests.integration.test_faults import behind_a_proxy, chunks, finish, report, taken_over
 
 
 async def test_the_alerts_are_written_in_committed_transactions(pipeline: Pipeline) -> None:
@@ -42,14 +39,8 @@ async def test_a_worker_frozen_past_the_session_timeout_is_fenced(tmp_path: Path
     # The new owner's producer start aborted the open transaction and fenced its producer: the
     # zombie's next write fails, it logs it and restarts; a read_committed reader of fraud sees
     # the exact alerts, each once.
-    port, controller, listener, shown = free_ports(4)
-    broker = LocalKafka(tmp_path / "kafka", port, controller, proxied=[(listener, shown)])
-    broker.start()
-    link = Proxy(shown, listener).start()
-    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path).under("exactly_once")
-    pipeline.env["KAFKA_SESSION_TIMEOUT"] = "8"
-    try:
-        zombie = pipeline.worker(0, env={"KAFKA_BOOTSTRAP": f"127.0.0.1:{shown}"})
+    with behind_a_proxy(tmp_path) as (pipeline, link, proxied):
+        zombie = pipeline.under("exactly_once").worker(0, env=proxied)
         other = pipeline.worker(1)
         for worker in (zombie, other):
             worker.wait_ready(timeout=TIMEOUT)
@@ -61,12 +52,7 @@ async def test_a_worker_frozen_past_the_session_timeout_is_fenced(tmp_path: Path
         assert zombie.process is not None
         zombie.process.send_signal(signal.SIGSTOP)
         try:
-            partitions = int(pipeline.env["TOPIC_PARTITIONS"])
-            other.wait_metric("fraud_assigned_partitions", above=partitions - 1, timeout=TIMEOUT)
-            written += await produce(pipeline.bootstrap, topic, parts[1])
-            other.wait_metric(
-                "fraud_records_received_total", above=len(parts[1]) - 1, timeout=TIMEOUT
-            )
+            written += await taken_over(pipeline, other, parts[1])
         finally:
             zombie.process.send_signal(signal.SIGCONT)
             link.heal()
@@ -80,7 +66,3 @@ async def test_a_worker_frozen_past_the_session_timeout_is_fenced(tmp_path: Path
         report(
             "SIGSTOP > session timeout (zombie)", 1, fraud, [time.monotonic() - resumed], pipeline
         )
-    finally:
-        pipeline.stop()
-        link.stop()
-        broker.stop()

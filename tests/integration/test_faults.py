@@ -10,6 +10,7 @@ fully committed by the group. Figures (faults, duplicates, recovery seconds) are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from tests.integration.kafka_io import (
 )
 from tests.integration.netfaults import Proxy
 from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, both_guarantees, expect
+from tests.integration.workers import WorkerProcess
 
 REPORT = Path(__file__).resolve().parents[2] / ".run" / "fault-report.jsonl"
 STREAM = GeneratorConfig(
@@ -87,6 +90,37 @@ def report(
             "fenced_records": logged(pipeline, r"(\d+) changelog records not restored"),
         }
         out.write(json.dumps(row) + "\n")
+
+
+@contextlib.contextmanager
+def behind_a_proxy(tmp_path: Path) -> Iterator[tuple[Pipeline, Proxy, dict[str, str]]]:
+    """A broker of its own, one of its listeners reached through a proxy the test controls
+    (tests/integration/netfaults.py); a pipeline on it with an 8 s session timeout; the
+    environment that puts a worker behind the proxy."""
+    port, controller, listener, shown = free_ports(4)
+    broker = LocalKafka(tmp_path / "kafka", port, controller, proxied=[(listener, shown)])
+    broker.start()
+    link = Proxy(shown, listener).start()
+    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path)
+    pipeline.env["KAFKA_SESSION_TIMEOUT"] = "8"
+    try:
+        yield pipeline, link, {"KAFKA_BOOTSTRAP": f"127.0.0.1:{shown}"}
+    finally:
+        pipeline.stop()
+        link.stop()
+        broker.stop()
+
+
+async def taken_over(
+    pipeline: Pipeline, other: WorkerProcess, part: list[tuple[bytes | None, bytes]]
+) -> list[Written]:
+    """While a worker is gone past the session timeout: ``other`` comes to own every partition,
+    then gets ``part`` and reads it."""
+    partitions = int(pipeline.env["TOPIC_PARTITIONS"])
+    other.wait_metric("fraud_assigned_partitions", above=partitions - 1, timeout=TIMEOUT)
+    written = await produce(pipeline.bootstrap, pipeline.topics["transactions"], part)
+    other.wait_metric("fraud_records_received_total", above=len(part) - 1, timeout=TIMEOUT)
+    return written
 
 
 async def finish(pipeline: Pipeline, written: list[Written]) -> list[Written]:
@@ -240,14 +274,8 @@ async def test_a_worker_cut_off_past_the_session_timeout_rebuilds_its_tables(
     # tables and, held by the dead link, to the changelog after the new owner's records, moving
     # its restore point past them; given its partition back, it closed a window with one
     # transaction less than the new owner had. It must rebuild its tables, as after a stall.
-    port, controller, listener, shown = free_ports(4)
-    broker = LocalKafka(tmp_path / "kafka", port, controller, proxied=[(listener, shown)])
-    broker.start()
-    link = Proxy(shown, listener).start()
-    pipeline = Pipeline(broker, TopicFactory(broker.bootstrap), tmp_path)
-    pipeline.env["KAFKA_SESSION_TIMEOUT"] = "8"
-    try:
-        cut = pipeline.worker(0, env={"KAFKA_BOOTSTRAP": f"127.0.0.1:{shown}"})
+    with behind_a_proxy(tmp_path) as (pipeline, link, proxied):
+        cut = pipeline.worker(0, env=proxied)
         other = pipeline.worker(1)
         for worker in (cut, other):
             worker.wait_ready(timeout=TIMEOUT)
@@ -257,12 +285,7 @@ async def test_a_worker_cut_off_past_the_session_timeout_rebuilds_its_tables(
         cut.wait_metric("fraud_records_received_total", above=0, timeout=TIMEOUT)
         link.cut()
         try:
-            partitions = int(pipeline.env["TOPIC_PARTITIONS"])
-            other.wait_metric("fraud_assigned_partitions", above=partitions - 1, timeout=TIMEOUT)
-            written += await produce(pipeline.bootstrap, topic, parts[1])
-            other.wait_metric(
-                "fraud_records_received_total", above=len(parts[1]) - 1, timeout=TIMEOUT
-            )
+            written += await taken_over(pipeline, other, parts[1])
         finally:
             link.heal()
         healed = time.monotonic()
@@ -271,10 +294,6 @@ async def test_a_worker_cut_off_past_the_session_timeout_rebuilds_its_tables(
         assert cut.alive() and other.alive()
         assert logged(pipeline, r"the consumer group dropped this worker") == 1  # it restarted
         report("network cut > session timeout", 1, fraud, [time.monotonic() - healed], pipeline)
-    finally:
-        pipeline.stop()
-        link.stop()
-        broker.stop()
 
 
 @both_guarantees
