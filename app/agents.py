@@ -103,6 +103,8 @@ async def detect(stream: Any) -> None:
         pass
 
 
+MARKERS_S = 1.0  # exactly-once: between two looks for restores waiting on a marker
+
 # exactly-once: a Kafka transaction per batch (app.runtime.transactions)
 transactions = Transactions(settings.app_id, producer) if settings.exactly_once else None
 
@@ -161,8 +163,6 @@ async def watch_progress() -> None:
         while not app.should_stop:
             await asyncio.sleep(CHECK_S)
             try:
-                if settings.exactly_once:
-                    await _past_markers(offsets)
                 stuck = _stuck_recovery(recovering)
                 unread = await _stuck_input(reading, rebalancing, offsets)
             except Exception:  # a watch that fails must not stop the worker it watches
@@ -174,6 +174,22 @@ async def watch_progress() -> None:
                 )
             if unread:
                 restart(f"{_named(unread)}: records waiting and none committed for {STALL_S:.0f}s")
+    finally:
+        await offsets.stop()
+
+
+async def end_restores_at_markers() -> None:
+    """Exactly-once: once a second, end the restores that wait for a transaction's marker
+    (:func:`_past_markers`, which needs two looks): at the progress watch's pace (CHECK_S) a
+    restore waited up to 10 s past its last record."""
+    offsets = BrokerOffsets()
+    try:
+        while not app.should_stop:
+            await asyncio.sleep(MARKERS_S)
+            try:
+                await _past_markers(offsets)
+            except Exception:  # it looks again; the progress watch restarts a stuck restore
+                log.exception("the look for transaction markers failed")
     finally:
         await offsets.stop()
 
@@ -202,14 +218,18 @@ async def _past_markers(offsets: BrokerOffsets) -> None:
     if not recovery.in_recovery:
         offsets.restored.clear()
         return
+    still: dict[TP, tuple[int, int]] = {}  # not moved since the last look: (read, last)
     for tp, last in list(recovery.active_highwaters.items()):
         read = recovery.active_offsets.get(tp)
         if last is None or read is None or read >= last:
             continue
-        if offsets.restored.get(tp) == read and not await offsets.records_after(tp, read, last):
-            log.info("%s: only transaction markers after offset %d: restored", _named([tp]), read)
-            recovery.active_offsets[tp] = last
+        if offsets.restored.get(tp) == read:
+            still[tp] = (read, last)
         offsets.restored[tp] = read
+    for tp in await offsets.only_markers(still) if still else ():
+        read, last = still[tp]
+        log.info("%s: only transaction markers after offset %d: restored", _named([tp]), read)
+        recovery.active_offsets[tp] = last
 
 
 def _stuck_recovery(watch: ProgressWatch) -> list[TP]:
@@ -233,23 +253,31 @@ class BrokerOffsets:
         self.committed_reader: AIOKafkaConsumer | None = None  # exactly-once (_past_markers)
         self.restored: dict[TP, int] = {}  # changelog partition -> offset restored at the last look
 
-    async def records_after(self, tp: TP, offset: int, last: int) -> bool:
-        """Whether a read_committed reader finds a record of ``tp`` after ``offset`` and up to
-        ``last`` (True when it cannot tell)."""
+    async def only_markers(self, spans: dict[TP, tuple[int, int]]) -> set[TP]:
+        """The partitions of ``spans`` (partition: (offset, last)) where a read_committed reader
+        finds no record after ``offset`` up to ``last``: transaction markers or aborted records
+        only. All are read at once; one it cannot tell about within 3 s is left out."""
         if self.committed_reader is None:
             reader = _reader(isolation_level="read_committed")
             self.committed_reader = await _started(reader, AIOKafkaConsumer.stop)
         reader = self.committed_reader
-        partition = TopicPartition(*tp)
-        reader.assign([partition])
-        reader.seek(partition, offset + 1)
-        for _ in range(3):
-            found = (await reader.getmany(partition, timeout_ms=1000)).get(partition, [])
-            if found:
-                return bool(found[0].offset <= last)
-            if await reader.position(partition) > last:
-                return False  # read past it: markers and aborted records only
-        return True
+        undecided = {TopicPartition(*tp): tp for tp in spans}
+        reader.assign(list(undecided))
+        for partition, tp in undecided.items():
+            reader.seek(partition, spans[tp][0] + 1)
+        markers_only: set[TP] = set()
+        deadline = time.monotonic() + 3
+        while undecided and time.monotonic() < deadline:
+            found = await reader.getmany(*undecided, timeout_ms=200)
+            for partition, records in found.items():
+                if records and partition in undecided:
+                    tp = undecided.pop(partition)
+                    if records[0].offset > spans[tp][1]:
+                        markers_only.add(tp)
+            for partition in list(undecided):
+                if await reader.position(partition) > spans[undecided[partition]][1]:
+                    markers_only.add(undecided.pop(partition))  # read past it: no record
+        return markers_only
 
     async def ends(self, partitions: list[TP]) -> dict[TP, int]:
         if self.reader is None:

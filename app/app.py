@@ -68,7 +68,14 @@ class DetectorApp(faust.App):
             # the process's own stderr: Faust's worker logs what is written to sys.stderr
             print(f"fraud-detector: {exc}", file=sys.__stderr__, flush=True)
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
-        from app.agents import control, heartbeat, take, transactions, watch_progress
+        from app.agents import (
+            control,
+            end_restores_at_markers,
+            heartbeat,
+            take,
+            transactions,
+            watch_progress,
+        )
 
         consumer = cast(BatchConsumer, self.consumer)
         consumer.handler = take  # the input reaches the detector a batch per partition
@@ -78,6 +85,7 @@ class DetectorApp(faust.App):
         if transactions is not None:  # exactly-once: each batch one Kafka transaction
             consumer.before_seek = transactions.assign
             self.transactions = transactions
+            self.add_future(end_restores_at_markers())
 
         await control.catch_up()  # the threshold in force, before any input is processed
         self.add_future(heartbeat())
