@@ -23,6 +23,7 @@ def bare(seek_to_beginning: Any = None) -> BatchConsumer:
     consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
     tables = SimpleNamespace(changelog_topics={"app-table-changelog"})
     consumer.app = SimpleNamespace(tables=tables)  # type: ignore[assignment]
+    consumer.seeks = 0
     return consumer
 
 
@@ -42,6 +43,7 @@ async def test_partitions_without_a_committed_offset_go_back_to_their_beginning(
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
     consumer = bare(seek_to_beginning)
     assert await consumer.seek_to_committed() == committed  # what Faust records, unchanged
+    assert consumer.seeks == 1  # a fetch made before it is stale
     assert sought == [TP("t", 1), TP("t", 2)]  # 0 committed: nothing processed either
 
 
@@ -88,6 +90,7 @@ class Loop:
         consumer = self.consumer = object.__new__(BatchConsumer)
         consumer.processed = {}
         consumer.in_hand = None
+        consumer.seeks = 0
         consumer.batched_topics = frozenset({"in"})
         consumer._read_offset = defaultdict(lambda: None)
         consumer._committed_offset = defaultdict(lambda: None)
@@ -192,6 +195,25 @@ async def test_a_seek_back_within_the_assignment_hands_over_no_processed_record_
     loop.consumer._wait_next_records = seek_back_then_fetch  # type: ignore[method-assign]
     await loop.run()
     assert loop.handed == [(TP("in", 0), [3, 4, 5, 6]), (TP("in", 0), [7])]
+
+
+async def test_a_seek_during_a_batch_leaves_the_rest_of_the_fetch_unread() -> None:
+    # Faust's recovery ends during the batch of partition 0 and seeks every partition to its
+    # committed offset: partition 1's records in this fetch were read from a position past its
+    # committed offset 3, and handed over they would leave 3-5 unread for good
+    loop = Loop([{TP("in", 0): [5, 6], TP("in", 1): [6, 7]}, {TP("in", 1): [3, 4, 5, 6, 7]}])
+
+    async def seek(tp: TP) -> None:
+        if tp == TP("in", 0) and not loop.consumer.seeks:
+            loop.consumer.seeks += 1
+            loop.consumer._read_offset.update({TP("in", 0): 5, TP("in", 1): 3})
+
+    loop.during = seek  # type: ignore[method-assign]
+    await loop.run()
+    assert loop.handed == [(TP("in", 0), [5, 6]), (TP("in", 1), [3, 4, 5, 6, 7])]
+    # partition 0's batch was processed: the seek's offset stays, its records are not read
+    # again in this assignment
+    assert loop.consumer.processed == {TP("in", 0): 7, TP("in", 1): 8}
 
 
 async def test_a_rebalance_begun_during_a_batch_leaves_the_rest_of_the_fetch_unread() -> None:
