@@ -22,7 +22,7 @@ def bare(seek_to_beginning: Any = None) -> BatchConsumer:
     consumer = object.__new__(BatchConsumer)
     consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
     tables = SimpleNamespace(changelog_topics={"app-table-changelog"})
-    consumer.app = SimpleNamespace(tables=tables)  # type: ignore[assignment]
+    consumer.app = SimpleNamespace(tables=tables, consumer_generation_id=3)  # type: ignore[assignment]
     consumer.seeks = 0
     return consumer
 
@@ -44,6 +44,7 @@ async def test_partitions_without_a_committed_offset_go_back_to_their_beginning(
     consumer = bare(seek_to_beginning)
     assert await consumer.seek_to_committed() == committed  # what Faust records, unchanged
     assert consumer.seeks == 1  # a fetch made before it is stale
+    assert consumer.sought_generation == 3  # batches of this assignment may be handed over
     assert sought == [TP("t", 1), TP("t", 2)]  # 0 committed: nothing processed either
 
 
@@ -91,6 +92,7 @@ class Loop:
         consumer.processed = {}
         consumer.in_hand = None
         consumer.seeks = 0
+        consumer.sought_generation = 1  # this assignment's seek to the committed offsets is done
         consumer.batched_topics = frozenset({"in"})
         consumer._read_offset = defaultdict(lambda: None)
         consumer._committed_offset = defaultdict(lambda: None)
@@ -195,6 +197,15 @@ async def test_a_seek_back_within_the_assignment_hands_over_no_processed_record_
     loop.consumer._wait_next_records = seek_back_then_fetch  # type: ignore[method-assign]
     await loop.run()
     assert loop.handed == [(TP("in", 0), [3, 4, 5, 6]), (TP("in", 0), [7])]
+
+
+async def test_nothing_is_handed_over_before_the_assignment_s_seek() -> None:
+    # Faust resumes the partitions before its recovery seeks them to the committed offsets
+    loop = Loop([{TP("in", 0): [5, 6]}, {TP("changelog", 0): [1]}])
+    loop.consumer.app.consumer_generation_id = 2  # a new assignment, not sought yet
+    await loop.run()
+    assert loop.handed == []
+    assert loop.one_by_one == [("changelog", 1)]  # the recovery reads its changelogs
 
 
 async def test_a_seek_during_a_batch_leaves_the_rest_of_the_fetch_unread() -> None:
