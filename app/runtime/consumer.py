@@ -197,9 +197,9 @@ def _later(read: int | None, processed: int | None) -> int | None:
     recovery ends, and the commit of a batch just processed may not have landed: handed over
     again, its records would be skipped by the detector as applied, but its bad records would
     be dead-lettered twice, under exactly-once in two committed transactions."""
-    if read is None or processed is None:
-        return read if processed is None else processed
-    return max(read, processed)
+    if processed is None:
+        return read
+    return processed if read is None else max(read, processed)
 
 
 def _from(fetched: Sequence[Any], read: int | None) -> Sequence[Any]:
