@@ -99,8 +99,8 @@ class DetectorApp(faust.App):
         # Faust's own, whose consumer hands the input over in batches (app.runtime.consumer)
         transport = super()._new_transport()
         transport.Consumer = BatchConsumer  # type: ignore[misc]
-        # exactly-once: read what transactions committed only (app.runtime.transactions)
-        BatchConsumer.read_committed = settings.exactly_once
+        # exactly-once: the batches' transactions commit (app.runtime.transactions)
+        BatchConsumer.transactional = settings.exactly_once
         return transport
 
     async def on_stop(self) -> None:
