@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -158,38 +158,39 @@ async def watch_progress() -> None:
     commits come from clients of its own."""
     recovering, reading = ProgressWatch(), ProgressWatch()
     rebalancing = Excuse(app.conf.broker_rebalance_timeout)
-    offsets = BrokerOffsets()
-    try:
-        while not app.should_stop:
-            await asyncio.sleep(CHECK_S)
-            try:
-                stuck = _stuck_recovery(recovering)
-                unread = await _stuck_input(reading, rebalancing, offsets)
-            except Exception:  # a watch that fails must not stop the worker it watches
-                log.exception("the progress watch failed; it looks again in %.0fs", CHECK_S)
-                continue
-            if stuck:
-                restart(
-                    f"restoring {_named(stuck)}: records waiting and none read for {STALL_S:.0f}s"
-                )
-            if unread:
-                restart(f"{_named(unread)}: records waiting and none committed for {STALL_S:.0f}s")
-    finally:
-        await offsets.stop()
+
+    async def look(offsets: BrokerOffsets) -> None:
+        stuck = _stuck_recovery(recovering)
+        unread = await _stuck_input(reading, rebalancing, offsets)
+        if stuck:
+            restart(f"restoring {_named(stuck)}: records waiting and none read for {STALL_S:.0f}s")
+        if unread:
+            restart(f"{_named(unread)}: records waiting and none committed for {STALL_S:.0f}s")
+
+    await _every(CHECK_S, look, "the progress watch failed; it looks again")
 
 
 async def end_restores_at_markers() -> None:
     """Exactly-once: once a second, end the restores that wait for a transaction's marker
     (:func:`_past_markers`, which needs two looks): at the progress watch's pace (CHECK_S) a
-    restore waited up to 10 s past its last record."""
+    restore waited up to 10 s past its last record. A look that fails is followed by the next;
+    the progress watch restarts a restore stuck for good."""
+    await _every(MARKERS_S, _past_markers, "the look for transaction markers failed")
+
+
+async def _every(
+    seconds: float, look: Callable[[BrokerOffsets], Awaitable[None]], failed: str
+) -> None:
+    """``look`` every ``seconds`` until the worker stops, with a client of its own for the
+    broker's offsets; a look that fails is logged (``failed``), never stops the worker."""
     offsets = BrokerOffsets()
     try:
         while not app.should_stop:
-            await asyncio.sleep(MARKERS_S)
+            await asyncio.sleep(seconds)
             try:
-                await _past_markers(offsets)
-            except Exception:  # it looks again; the progress watch restarts a stuck restore
-                log.exception("the look for transaction markers failed")
+                await look(offsets)
+            except Exception:
+                log.exception(failed)
     finally:
         await offsets.stop()
 
