@@ -1,5 +1,6 @@
 """Two minutes of the nemesis (tests/integration/nemesis.py) on the real broker: every kind of
-fault, network ones included, then the exact check. ``make nemesis`` runs it longer."""
+fault, network ones included, then the exact check, under each processing guarantee (under
+exactly-once, also: no alert and no dead letter read twice). ``make nemesis`` runs it longer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.integration.nemesis import KINDS, Nemesis, schedule
+from tests.integration.pipeline import both_guarantees
 
 SECONDS = 120
 SEED = int(os.environ.get("NEMESIS_SEED") or 7)
@@ -23,10 +25,13 @@ def test_the_same_seed_replays_the_same_schedule() -> None:
     assert schedule(SEED, SECONDS) == schedule(SEED, SECONDS) != schedule(SEED + 1, SECONDS)
 
 
-async def test_two_minutes_of_random_faults_lose_nothing(tmp_path: Path) -> None:
+@both_guarantees
+async def test_two_minutes_of_random_faults_lose_nothing(tmp_path: Path, guarantee: str) -> None:
     lines: list[str] = []
-    outcome = await Nemesis(tmp_path, SEED, SECONDS, lines.append).run()
+    outcome = await Nemesis(tmp_path, SEED, SECONDS, lines.append, guarantee).run()
     print("\n".join(lines) + "\n" + outcome.report())
     assert Counter(f.kind for f in outcome.faults).keys() == KINDS.keys()
     assert (outcome.missing, outcome.unexpected) == (0, 0), outcome.report()
+    if guarantee == "exactly_once":
+        assert outcome.duplicates == 0, outcome.report()
     assert outcome.windows > 0 and outcome.dead_letters > 0
