@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -65,6 +66,7 @@ GRACE_S = 60  # the manifests' terminationGracePeriodSeconds: a stop must end wi
 STOP_TIMEOUT_S = 20
 LINK_FAULT_S = 10  # how long a link stays slow or lossy
 REPORTS = Path(__file__).resolve().parents[2] / ".run"
+ERROR = re.compile(r"\[(ERROR|CRITICAL)\]|^fraud-detector: ")  # a worker's last words
 
 # fault kind -> its weight in the schedule
 KINDS = {
@@ -143,6 +145,7 @@ class Outcome:
     unexpected: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    exits: list[str] = field(default_factory=list)  # workers that exited by themselves, why
 
     def report(self) -> str:
         lines = [
@@ -161,6 +164,8 @@ class Outcome:
             f"{self.missing}, unexpected {self.unexpected}, duplicates {self.duplicates} (same "
             f"content), dead letters {self.dead_letters}"
         )
+        lines.append(f"workers that exited by themselves (restarted): {len(self.exits)}")
+        lines.extend(f"  {gone}" for gone in self.exits)
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, object]:
@@ -182,6 +187,7 @@ class Outcome:
             "unexpected": self.unexpected,
             "duplicates": self.duplicates,
             "dead_letters": self.dead_letters,
+            "exits": self.exits,
         }
 
 
@@ -205,6 +211,7 @@ class Nemesis:
         self.links = [Proxy(shown, to, seed=seed + i) for i, (to, shown) in enumerate(proxied)]
         self.outcome = Outcome(seed, seconds, schedule(seed, seconds), guarantee)
         self.pipeline: Pipeline | None = None
+        self.scaled_up = False  # the extra worker runs (scale up), until a scale down
 
     async def run(self) -> Outcome:
         self.say("\n".join(f"  {f.at_s:6.1f}s  {f.kind} {_target(f)}" for f in self.outcome.faults))
@@ -265,7 +272,22 @@ class Nemesis:
         topic = pipeline.topics["transactions"]
         self.written += await produce(pipeline.bootstrap, topic, chunk)
 
+    def _supervise(self, pipeline: Pipeline) -> None:
+        """Start again, as the StatefulSet does, a worker that exited by itself (by design
+        after a record Kafka did not take); the report lists them, with the last error logged."""
+        for worker in pipeline.workers:
+            wanted = worker.name != f"fraud-worker-{WORKERS}" or self.scaled_up
+            if wanted and not worker.alive():
+                assert worker.process is not None
+                errors = [line for line in worker.log_text().splitlines() if ERROR.search(line)]
+                why = errors[-1].strip() if errors else "no error logged"
+                gone = f"{worker.name} exited ({worker.process.returncode}): {why}"
+                self.outcome.exits.append(gone)
+                self.say(f"          {gone}: restarted")
+                worker.start()
+
     async def _inject(self, pipeline: Pipeline, fault: Fault) -> float:
+        self._supervise(pipeline)
         """Inject one fault and heal it; the moment it was healed (time.monotonic())."""
         base = [w for w in pipeline.workers if w.name != f"fraud-worker-{WORKERS}"]
         worker = base[fault.worker] if fault.worker >= 0 else base[0]
@@ -309,6 +331,7 @@ class Nemesis:
                 self._worker(pipeline, WORKERS)  # started anew, or again
             elif fault.kind == "scale down" and running:
                 extra[0].stop(timeout=GRACE_S)
+            self.scaled_up = fault.kind == "scale up"
             return time.monotonic()
         worker.start()
         return time.monotonic()
@@ -332,6 +355,7 @@ class Nemesis:
         until it rejoins); the moment it was so."""
         deadline = time.monotonic() + SETTLE_TIMEOUT
         while True:
+            self._supervise(pipeline)
             running = [w for w in pipeline.workers if w.alive()]
             try:
                 ready = all(w.get_or_none("/ready") == (200, {"ready": True}) for w in running)
@@ -345,10 +369,7 @@ class Nemesis:
             time.sleep(0.2)
 
     async def _check(self, pipeline: Pipeline) -> Outcome:
-        """The faults stop: every base worker runs, the input ends, the outcome is exact."""
-        for worker in pipeline.workers:
-            if worker.name != f"fraud-worker-{WORKERS}" and not worker.alive():
-                worker.start()
+        """The faults stop: every worker runs, the input ends, the outcome is exact."""
         self._settled(pipeline)
         written = self.written
         written += await pipeline.close_windows(written, keyed=False, bound_ms=BOUND_S * 1000)
@@ -433,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             outcome = asyncio.run(nemesis.run())
-        except AssertionError as failure:
+        except Exception as failure:  # the check's, or the run's own: the logs tell
             traceback.print_exc()
             logs = Path(REPORTS / f"nemesis-{args.seed}-logs")
             # the broker's data too: the changelogs and the alerts tell what went wrong
