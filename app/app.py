@@ -83,7 +83,7 @@ class DetectorApp(faust.App):
             (settings.transactions_topic, settings.pairs_topic, settings.ticks_topic)
         )
         if transactions is not None:  # exactly-once: each batch one Kafka transaction
-            consumer.before_seek = transactions.assign
+            consumer.before_recovery = transactions.assign
             self.transactions = transactions
             self.add_future(end_restores_at_markers())
 

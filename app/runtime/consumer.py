@@ -16,7 +16,8 @@ own per-record path.
 aiokafka's ``seek_to_committed`` seeks only where an offset above 0 is committed; a partition
 its group never committed would keep the position the dropped records left. So the seek at the
 end of a rebalance also seeks those partitions to their beginning, where
-``auto_offset_reset=earliest`` would have read them from.
+``auto_offset_reset=earliest`` would have read them from, in the same call into the consumer's
+thread: a fetch made between the two seeks and handed over would start past their beginning.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ class BatchConsumer(driver.Consumer):
     handler: Handler | None = None  # set by the wiring (app.agents.take)
     batched_topics: frozenset[str] = frozenset()  # the input topics handed over in batches
     # exactly-once (app.runtime.transactions): each batch's transaction commits its offset, read
-    # only what transactions committed, and start each assigned partition's producer before its
-    # committed offset is read
+    # only what transactions committed, and start each assigned partition's producer (fencing its
+    # previous owner) before the assignment's recovery reads the changelogs' end offsets
     transactional = False
-    before_seek: Callable[[set[TP]], Awaitable[None]] | None = None
+    before_recovery: Callable[[set[TP]], Awaitable[None]] | None = None
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -171,26 +172,41 @@ class BatchConsumer(driver.Consumer):
     def _new_offset(self, tp: TP) -> int | None:
         return self.processed.get(tp)
 
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        # Faust's chain for the assignment starts the recovery: a previous owner fenced only
+        # after the end offsets were read could commit a batch past them meanwhile, which the
+        # restore would not hold, with its offset, which the seek would take
+        if self.before_recovery is not None:
+            await self.before_recovery({tp for tp in assigned if tp.topic in self.batched_topics})
+        await super().on_partitions_assigned(assigned, generation_id)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         generation = self.app.consumer_generation_id
-        if self.before_seek is not None:
-            assigned = {TP(tp.topic, tp.partition) for tp in self.assignment()}
-            await self.before_seek({tp for tp in assigned if tp.topic in self.batched_topics})
-        committed: Mapping[Any, int | None] = await super().seek_to_committed()
+        committed = await super().seek_to_committed()  # ConsumerThread.seek_to_committed
         self.seeks += 1
         self.sought_generation = generation
-        changelogs = self.app.tables.changelog_topics  # the tables' recovery seeks those
+        return committed
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(self._seek_to_committed)  # type: ignore[no-any-return]
+
+    async def _seek_to_committed(self) -> Mapping[Any, int | None]:
+        """In the consumer's thread: each partition to its committed offset, or to its
+        beginning if it has none (Faust reads None as not committed)."""
+        consumer = self._ensure_consumer()
+        committed: Mapping[Any, int | None] = await consumer.seek_to_committed()
+        changelogs = self.consumer.app.tables.changelog_topics  # the tables' recovery seeks those
         uncommitted = [
             tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
         ]
         if uncommitted:
             # a partition revoked meanwhile is sought again at the next assignment
             with contextlib.suppress(IllegalStateError):
-                await self._thread.seek_to_beginning(*uncommitted)
-        return committed  # type: ignore[return-value]  # Faust reads None as not committed
+                await consumer.seek_to_beginning(*uncommitted)
+        return committed
 
-
-class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         if self.consumer.transactional:  # type: ignore[attr-defined]

@@ -3,9 +3,10 @@
 With PROCESSING_GUARANTEE=exactly_once every partition the worker consumes (input, re-keyed,
 ticks) has a transactional producer of its own, its ``transactional.id`` derived from the app
 and the partition, as in Kafka Streams' first exactly-once design. It is started
-(InitProducerId) when the partition is assigned, before the worker reads the partition's
-committed offset: the broker aborts the previous owner's open transaction and fences it, so a
-worker frozen or cut off past the session timeout cannot write once it wakes.
+(InitProducerId) when the partition is assigned, before Faust's recovery reads the changelogs'
+end offsets and before the partition's committed offset is read: the broker aborts the previous
+owner's open transaction and fences it, so a worker frozen or cut off past the session timeout
+cannot write once it wakes, not even between those two reads.
 
 A batch's transaction holds everything the batch causes: alerts, dead letters, re-keyed records,
 watermark announcements, the changelog record batches, and the batch's next input offset

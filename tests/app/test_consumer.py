@@ -14,66 +14,71 @@ from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
-from app.runtime.consumer import BatchConsumer
+from app.runtime.consumer import BatchConsumer, ConsumerThread
 
 
-def bare(seek_to_beginning: Any = None) -> BatchConsumer:
-    """A BatchConsumer without an app: its thread only seeks to beginnings."""
-    consumer = object.__new__(BatchConsumer)
-    consumer._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)  # type: ignore[assignment]
+def thread(committed: dict[TP, int | None], seek_to_beginning: Any) -> ConsumerThread:
+    """The consumer's thread without a thread: its aiokafka consumer has ``committed`` and seeks
+    to beginnings with ``seek_to_beginning``."""
+
+    async def seek_to_committed() -> Any:
+        return committed
+
+    kafka = SimpleNamespace(
+        seek_to_committed=seek_to_committed, seek_to_beginning=seek_to_beginning
+    )
+    consumer_thread = object.__new__(ConsumerThread)
+    consumer_thread._ensure_consumer = lambda: kafka  # type: ignore[method-assign]
     tables = SimpleNamespace(changelog_topics={"app-table-changelog"})
-    consumer.app = SimpleNamespace(tables=tables, consumer_generation_id=3)  # type: ignore[assignment]
-    consumer.seeks = 0
-    return consumer
+    consumer_thread.consumer = SimpleNamespace(app=SimpleNamespace(tables=tables))  # type: ignore[assignment]
+    return consumer_thread
 
 
-async def test_partitions_without_a_committed_offset_go_back_to_their_beginning(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_partitions_without_a_committed_offset_go_back_to_their_beginning() -> None:
     committed = {TP("t", 0): 120, TP("t", 1): None, TP("t", 2): 0}
     committed[TP("app-table-changelog", 1)] = None  # never committed: the recovery seeks it
     sought: list[Any] = []
 
-    async def seek_to_committed(self: Any) -> Any:
-        return committed
-
     async def seek_to_beginning(*partitions: Any) -> None:
         sought.extend(partitions)
 
-    monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
-    consumer = bare(seek_to_beginning)
-    assert await consumer.seek_to_committed() == committed  # what Faust records, unchanged
-    assert consumer.seeks == 1  # a fetch made before it is stale
-    assert consumer.sought_generation == 3  # batches of this assignment may be handed over
+    # what Faust records, unchanged
+    assert await thread(committed, seek_to_beginning)._seek_to_committed() == committed
     assert sought == [TP("t", 1), TP("t", 2)]  # 0 committed: nothing processed either
 
 
-async def test_nothing_is_sought_when_every_partition_was_committed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def seek_to_committed(self: Any) -> Any:
-        return {TP("t", 0): 5}
-
+async def test_nothing_is_sought_when_every_partition_was_committed() -> None:
     async def seek_to_beginning(*partitions: Any) -> None:
         raise AssertionError("no seek expected")
 
-    monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
-    consumer = bare(seek_to_beginning)
-    assert await consumer.seek_to_committed() == {TP("t", 0): 5}
+    committed: dict[TP, int | None] = {TP("t", 0): 5}
+    assert await thread(committed, seek_to_beginning)._seek_to_committed() == committed
 
 
-async def test_a_partition_revoked_meanwhile_is_left_to_the_next_assignment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def seek_to_committed(self: Any) -> Any:
-        return {TP("t", 0): None}
-
+async def test_a_partition_revoked_meanwhile_is_left_to_the_next_assignment() -> None:
     async def seek_to_beginning(*partitions: Any) -> None:
         raise IllegalStateError("Partitions {TP('t', 0)} are not assigned")
 
+    committed: dict[TP, int | None] = {TP("t", 0): None}
+    assert await thread(committed, seek_to_beginning)._seek_to_committed() == committed
+
+
+async def test_the_seek_opens_the_assignment_to_batches_once_both_seeks_are_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the seek to the committed offsets and that to the beginnings are one call into the thread
+    async def seek_to_committed(self: Any) -> Any:
+        assert (consumer.seeks, consumer.sought_generation) == (0, None)  # not yet open
+        return {TP("t", 0): 7}
+
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
-    consumer = bare(seek_to_beginning)
-    assert await consumer.seek_to_committed() == {TP("t", 0): None}
+    consumer = object.__new__(BatchConsumer)
+    consumer.app = SimpleNamespace(consumer_generation_id=3)  # type: ignore[assignment]
+    consumer.seeks, consumer.sought_generation = 0, None
+    assert await consumer.seek_to_committed() == {TP("t", 0): 7}
+    assert consumer.seeks == 1  # a fetch made before it is stale
+    assert consumer.sought_generation == 3  # batches of this assignment may be handed over
+    assert ConsumerThread.seek_to_committed is not driver.AIOKafkaConsumerThread.seek_to_committed
 
 
 def record(offset: int) -> Any:
@@ -307,3 +312,24 @@ async def test_a_stopped_fetch_loop_lets_the_batch_in_hand_end_and_count() -> No
     await loop.consumer._batch_ended()  # what wait_empty does before it commits
     assert loop.consumer.processed == {TP("in", 0): 7}
     assert loop.consumer.in_hand is None
+
+
+async def test_exactly_once_fences_the_previous_owners_before_faust_s_recovery_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the recovery reads the changelogs' end offsets: a previous owner still able to commit
+    # afterwards would leave a batch past them, its offset committed and its state not restored
+    steps: list[Any] = []
+
+    async def faust_s_assignment(self: Any, assigned: set[TP], generation_id: int = 0) -> None:
+        steps.append("recovery")
+
+    async def start_producers(partitions: set[TP]) -> None:
+        steps.append(partitions)
+
+    monkeypatch.setattr(driver.Consumer, "on_partitions_assigned", faust_s_assignment)
+    consumer = object.__new__(BatchConsumer)
+    consumer.batched_topics = frozenset({"in"})
+    consumer.before_recovery = start_producers  # type: ignore[method-assign]
+    await consumer.on_partitions_assigned({TP("in", 0), TP("in-changelog", 0)}, 4)
+    assert steps == [{TP("in", 0)}, "recovery"]

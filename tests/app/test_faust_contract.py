@@ -317,12 +317,14 @@ def test_exactly_once_rests_on_what_faust_and_aiokafka_do() -> None:
     assert "group_id" in inspect.signature(AIOKafkaProducer.send_offsets_to_transaction).parameters
     # Faust's transactional producers are Faust's own settings plus a transactional id
     assert "**self._settings_auth()" in inspect.getsource(driver.Producer._new_producer)
-    # the assigned signal comes after Faust's recovery started: the producers are started in
-    # seek_to_committed instead, before a committed offset is read
+    # the assigned signal comes after Faust's recovery started (tables.on_rebalance): the
+    # producers start in the consumer's on_partitions_assigned instead, before that chain
     assigned = inspect.getsource(type(app)._on_partitions_assigned)
     assert assigned.index("self.tables.on_rebalance") < assigned.index(
         "on_partitions_assigned.send"
     )
+    assert "self._on_partitions_assigned," in inspect.getsource(Consumer.on_partitions_assigned)
+    assert app.consumer._on_partitions_assigned == app._on_partitions_assigned
     # a transaction ended by an error in the background sender (fenced) keeps it in the
     # manager's waiter, read by app.runtime.transactions.ended_by
     from aiokafka.producer.transaction_manager import TransactionManager
