@@ -10,23 +10,42 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
 from app.runtime.consumer import BatchConsumer, ConsumerThread
 
 
-def thread(committed: dict[TP, int | None], seek_to_beginning: Any) -> ConsumerThread:
-    """The consumer's thread without a thread: its aiokafka consumer has ``committed`` and seeks
-    to beginnings with ``seek_to_beginning``."""
+class Kafka:
+    """aiokafka's consumer as the seek uses it: its assignment, the group's committed offsets
+    (read in one request), the fetcher's seeks."""
 
-    async def seek_to_committed() -> Any:
-        return committed
+    def __init__(self, committed: dict[TP, int | None], lost: set[TP] = frozenset()) -> None:
+        self.assigned = set(committed)
+        self.lost = lost  # revoked while the committed offsets are read
+        self.reads: list[list[TP]] = []
+        self.sought: dict[TP, object] = {}
+        offsets = {tp: SimpleNamespace(offset=o) for tp, o in committed.items() if o is not None}
 
-    kafka = SimpleNamespace(
-        seek_to_committed=seek_to_committed, seek_to_beginning=seek_to_beginning
-    )
+        async def fetch_committed_offsets(partitions: Any) -> Any:
+            self.reads.append(sorted(partitions))
+            self.assigned -= self.lost
+            return offsets
+
+        self._coordinator = SimpleNamespace(fetch_committed_offsets=fetch_committed_offsets)
+        self._fetcher = SimpleNamespace(
+            seek_to=lambda tp, offset: self.sought.__setitem__(tp, offset),
+            request_offset_reset=lambda tps, strategy: self.sought.update(
+                dict.fromkeys(tps, "beginning")
+            ),
+        )
+
+    def assignment(self) -> set[TP]:
+        return set(self.assigned)
+
+
+def thread(kafka: Kafka) -> ConsumerThread:
+    """The consumer's thread without a thread, over ``kafka``."""
     consumer_thread = object.__new__(ConsumerThread)
     consumer_thread._ensure_consumer = lambda: kafka  # type: ignore[method-assign]
     tables = SimpleNamespace(changelog_topics={"app-table-changelog"})
@@ -34,33 +53,24 @@ def thread(committed: dict[TP, int | None], seek_to_beginning: Any) -> ConsumerT
     return consumer_thread
 
 
-async def test_partitions_without_a_committed_offset_go_back_to_their_beginning() -> None:
-    committed = {TP("t", 0): 120, TP("t", 1): None, TP("t", 2): 0}
+async def test_every_partition_is_sought_in_one_step_to_its_committed_offset_or_beginning() -> None:
+    committed = {TP("t", 0): 120, TP("t", 1): None, TP("t", 2): 0, TP("u", 0): 7}
     committed[TP("app-table-changelog", 1)] = None  # never committed: the recovery seeks it
-    sought: list[Any] = []
-
-    async def seek_to_beginning(*partitions: Any) -> None:
-        sought.extend(partitions)
-
-    # what Faust records, unchanged
-    assert await thread(committed, seek_to_beginning)._seek_to_committed() == committed
-    assert sought == [TP("t", 1), TP("t", 2)]  # 0 committed: nothing processed either
-
-
-async def test_nothing_is_sought_when_every_partition_was_committed() -> None:
-    async def seek_to_beginning(*partitions: Any) -> None:
-        raise AssertionError("no seek expected")
-
-    committed: dict[TP, int | None] = {TP("t", 0): 5}
-    assert await thread(committed, seek_to_beginning)._seek_to_committed() == committed
+    kafka = Kafka(committed)
+    assert await thread(kafka)._seek_to_committed() == committed  # what Faust records
+    assert kafka.reads == [sorted(committed)]  # one read for all, then no wait between seeks
+    assert kafka.sought == {
+        TP("t", 0): 120,
+        TP("u", 0): 7,
+        TP("t", 1): "beginning",  # never committed
+        TP("t", 2): "beginning",  # 0 committed: nothing processed either
+    }
 
 
 async def test_a_partition_revoked_meanwhile_is_left_to_the_next_assignment() -> None:
-    async def seek_to_beginning(*partitions: Any) -> None:
-        raise IllegalStateError("Partitions {TP('t', 0)} are not assigned")
-
-    committed: dict[TP, int | None] = {TP("t", 0): None}
-    assert await thread(committed, seek_to_beginning)._seek_to_committed() == committed
+    kafka = Kafka({TP("t", 0): 5, TP("t", 1): None, TP("t", 2): 9}, lost={TP("t", 0), TP("t", 1)})
+    await thread(kafka)._seek_to_committed()
+    assert kafka.sought == {TP("t", 2): 9}
 
 
 async def test_the_seek_opens_the_assignment_to_batches_once_both_seeks_are_done(

@@ -249,14 +249,26 @@ def test_faust_s_flush_can_leave_records_in_its_buffer() -> None:
     assert "self.app.producer.send_soon(fut)" in inspect.getsource(Topic.send_soon)
 
 
-def test_faust_s_seek_to_committed_leaves_uncommitted_partitions_where_they_are() -> None:
-    # app.runtime.consumer: aiokafka seeks only to a committed offset above 0, and Faust's end of a
-    # rebalance (Recovery._resume_streams -> perform_seek) goes through seek_to_committed
-    from aiokafka import AIOKafkaConsumer
+def test_the_seek_at_the_end_of_a_rebalance_rests_on_what_aiokafka_has() -> None:
+    # app.runtime.consumer.ConsumerThread._seek_to_committed: Faust's end of a rebalance
+    # (Recovery -> perform_seek) goes through seek_to_committed; the committed offsets are read
+    # in one request (no entry for a partition never committed), and the fetcher's seeks wait
+    # for nothing
+    from aiokafka.consumer.fetcher import Fetcher
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
 
-    assert "if offset and offset > 0:" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
     assert "await self.seek_to_committed()" in inspect.getsource(Consumer.perform_seek)
     assert app.consumer.seek_to_committed.__func__ is BatchConsumer.seek_to_committed
+    fetch = inspect.getsource(GroupCoordinator._do_fetch_commit_offsets)
+    assert "if offset == UNKNOWN_OFFSET:" in fetch
+    assert "offsets[tp] = OffsetAndMetadata(offset, metadata)" in fetch
+    assert not inspect.iscoroutinefunction(Fetcher.seek_to)
+    assert not inspect.iscoroutinefunction(Fetcher.request_offset_reset)
+    assert list(inspect.signature(Fetcher.request_offset_reset).parameters) == [
+        "self",
+        "tps",
+        "strategy",
+    ]
 
 
 def test_the_batch_consumer_replaces_the_fetch_loop_and_the_commit_bookkeeping() -> None:
