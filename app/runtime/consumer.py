@@ -28,7 +28,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from aiokafka.consumer.fetcher import OffsetResetStrategy
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
@@ -207,15 +206,17 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         read = await consumer._coordinator.fetch_committed_offsets(partitions)  # one request
         committed = {tp: read[tp].offset if tp in read else None for tp in partitions}
         changelogs = self.consumer.app.tables.changelog_topics  # the tables' recovery seeks those
+        # never committed, or at 0 (nothing processed either): from the beginning, known before
+        # the seeks (a reset to it would wait, and leave the partition without a position)
+        uncommitted = [
+            tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+        ]
+        beginnings = await consumer.beginning_offsets(uncommitted) if uncommitted else {}
+        targets = {**beginnings, **{tp: o for tp, o in committed.items() if o}}
         assigned = consumer.assignment()  # a rebalance meanwhile seeks again at its end
-        uncommitted = []
-        for tp, offset in committed.items():
-            if offset is not None and offset > 0 and tp in assigned:
+        for tp, offset in targets.items():
+            if tp in assigned:
                 consumer._fetcher.seek_to(tp, offset)
-            elif tp.topic not in changelogs and tp in assigned:
-                uncommitted.append(tp)  # never committed, or at 0: nothing processed either
-        if uncommitted:
-            consumer._fetcher.request_offset_reset(uncommitted, OffsetResetStrategy.EARLIEST)
         return committed
 
     def _create_worker_consumer(self, transport: Any) -> Any:

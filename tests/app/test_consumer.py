@@ -34,11 +34,12 @@ class Kafka:
 
         self._coordinator = SimpleNamespace(fetch_committed_offsets=fetch_committed_offsets)
         self._fetcher = SimpleNamespace(
-            seek_to=lambda tp, offset: self.sought.__setitem__(tp, offset),
-            request_offset_reset=lambda tps, strategy: self.sought.update(
-                dict.fromkeys(tps, "beginning")
-            ),
+            seek_to=lambda tp, offset: self.sought.__setitem__(tp, offset)
         )
+
+    async def beginning_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+        self.reads.append(sorted(partitions))
+        return dict.fromkeys(partitions, 3)  # the log starts at 3
 
     def assignment(self) -> set[TP]:
         return set(self.assigned)
@@ -58,12 +59,13 @@ async def test_every_partition_is_sought_in_one_step_to_its_committed_offset_or_
     committed[TP("app-table-changelog", 1)] = None  # never committed: the recovery seeks it
     kafka = Kafka(committed)
     assert await thread(kafka)._seek_to_committed() == committed  # what Faust records
-    assert kafka.reads == [sorted(committed)]  # one read for all, then no wait between seeks
+    # one read of the committed offsets, one of the beginnings, then no wait between the seeks
+    assert kafka.reads == [sorted(committed), [TP("t", 1), TP("t", 2)]]
     assert kafka.sought == {
         TP("t", 0): 120,
         TP("u", 0): 7,
-        TP("t", 1): "beginning",  # never committed
-        TP("t", 2): "beginning",  # 0 committed: nothing processed either
+        TP("t", 1): 3,  # never committed: its beginning
+        TP("t", 2): 3,  # 0 committed: nothing processed either
     }
 
 
