@@ -10,8 +10,12 @@ class SettingsError(FraudError):
 
 
 class KafkaUnavailable(FraudError):
-    """Kafka cannot be reached, or refused this worker (its login, its TLS); the message says
-    which and what to check."""
+    """Kafka cannot be reached, or refused this worker (its login, its TLS: ``refused``); the
+    message says which and what to check."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class BadRecord(FraudError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,6 +20,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from app.errors import FraudError, KafkaUnavailable
 from app.settings import Settings
 from kafka_security.failures import explain_refusal
+
+log = logging.getLogger(__name__)
 
 
 class TopicError(FraudError):
@@ -36,9 +39,9 @@ async def ensure_topics(settings: Settings, tables: list[str], timeout: float = 
     internal = {settings.pairs_topic: {}, settings.ticks_topic: {"retention.ms": "3600000"}}
     for table in tables:
         internal[changelog_topic(settings, table)] = {"cleanup.policy": "compact"}
-    admin = await _admin(settings)
+    deadline = time.monotonic() + timeout
+    admin = await _admin_once_up(settings, deadline)
     try:
-        deadline = time.monotonic() + timeout
         created = False
         while True:
             found = await _partition_counts(admin)
@@ -109,6 +112,20 @@ async def create_pipeline_topics(settings: Settings) -> dict[str, bool]:
     return {name: name in missing for name in names}
 
 
+async def _admin_once_up(settings: Settings, deadline: float) -> AIOKafkaAdminClient:
+    """An admin client, started once Kafka answers: a worker may start while it is briefly
+    down (a broker restarting, or this worker restarted in place during the outage) and
+    waits for it until ``deadline``; a refused login or certificate fails at once."""
+    while True:
+        try:
+            return await _admin(settings)
+        except KafkaUnavailable as exc:
+            if exc.refused or time.monotonic() > deadline:
+                raise
+            log.warning("%s: trying again", exc)
+            await asyncio.sleep(1.0)
+
+
 async def _admin(settings: Settings) -> AIOKafkaAdminClient:
     """An admin client, started. Its start is the first connection to Kafka: a refused login or
     certificate shows there, as a :class:`KafkaUnavailable` that says which."""
@@ -127,7 +144,9 @@ async def kafka_unavailable(settings: Settings, exc: BaseException) -> KafkaUnav
     """The error for a client that could not start: the refused login or certificate if that
     was it (one line, without the password), else the connection failure."""
     refusal = await explain_refusal(settings.bootstrap, settings.security)
-    return KafkaUnavailable(refusal or f"cannot reach Kafka at {settings.bootstrap}: {exc}")
+    if refusal:
+        return KafkaUnavailable(refusal, refused=True)
+    return KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap}: {exc}")
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

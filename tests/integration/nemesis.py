@@ -365,7 +365,10 @@ class Nemesis:
             if ready and owned == PARTITIONS:
                 return time.monotonic()
             if time.monotonic() > deadline:
-                raise AssertionError(f"not settled after {SETTLE_TIMEOUT:.0f}s")
+                states = {w.name: (w.get_or_none("/ready"), _owned(w)) for w in running}
+                raise AssertionError(
+                    f"not settled after {SETTLE_TIMEOUT:.0f}s: (ready, partitions) {states}"
+                )
             time.sleep(0.2)
 
     async def _check(self, pipeline: Pipeline) -> Outcome:
@@ -405,6 +408,13 @@ class Nemesis:
             pipeline.bootstrap, pipeline.env["APP_ID"], pipeline.topics["transactions"], 120
         )
         return out
+
+
+def _owned(worker: WorkerProcess) -> float | None:
+    try:
+        return worker.metric("fraud_assigned_partitions")
+    except OSError:
+        return None  # not answering
 
 
 def _target(fault: Fault) -> str:
