@@ -113,10 +113,26 @@ async def _certificate_refusal(
 
     With TLS 1.3 the client's handshake is over before the broker has checked the client's
     certificate: the broker's verdict is a TLS alert on the first read, which aiokafka reports
-    as a closed connection. One request on a bare TLS connection shows the alert.
+    as a closed connection. One request on a bare TLS connection shows the alert; on a loaded
+    machine the connection can end without it being read, so the probe is made up to 3 times.
     """
     if security.ssl_context is None:
         return None
+    for _ in range(3):
+        refusal = await _certificate_verdict(host, port, security, timeout)
+        if refusal is not _NO_VERDICT:
+            return refusal
+    return None
+
+
+_NO_VERDICT = "no verdict"  # the connection ended without an answer or an alert
+
+
+async def _certificate_verdict(
+    host: str, port: int, security: KafkaSecurity, timeout: float
+) -> str | None:
+    """One probe of :func:`_certificate_refusal`: its refusal, None if the broker answered,
+    or ``_NO_VERDICT``."""
     where = f"Kafka at {host}:{port}"
     try:
         reader, writer = await asyncio.wait_for(
@@ -127,7 +143,8 @@ async def _certificate_refusal(
     try:
         writer.write(_API_VERSIONS_REQUEST)
         await asyncio.wait_for(writer.drain(), timeout)
-        await asyncio.wait_for(reader.read(4), timeout)
+        if not await asyncio.wait_for(reader.read(4), timeout):
+            return _NO_VERDICT  # closed before its verdict was read
     except ssl.SSLError as exc:
         if "ALERT" not in (exc.reason or ""):
             return None
@@ -142,8 +159,10 @@ async def _certificate_refusal(
             f"{str(security.certfile)!r} (TLS {alert}): it must be signed by a CA the broker "
             "trusts"
         )
-    except (OSError, TimeoutError):
+    except TimeoutError:
         return None
+    except OSError:
+        return _NO_VERDICT  # reset before its verdict was read
     finally:
         writer.close()
     return None
