@@ -17,14 +17,21 @@ transactions further, and the pairs of those transactions never alerted. This pr
 every record given to ``send_soon`` (table changelogs, dead letters, ticks) until the broker
 acknowledges or refuses it (app.app.SendFailures then stops the worker), and its flush waits for
 them.
+
+Under exactly-once it also makes the transactional producers (app.runtime.transactions), whose
+transactions survive a broker restart (:class:`CoordinatorRetryingSender`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.producer.sender import Sender
 from faust.transport.drivers import aiokafka as driver
 from faust.types import FutureMessage
 
@@ -48,7 +55,7 @@ class DeliveringProducer(driver.Producer):
         # as soon as it commits, so lingering only delays its commit. Alert latency at 1,000
         # tx/s, p50: 812 ms with aiokafka's 100 ms backoff and the app's 5 ms linger, 251 ms.
         settings.update(retry_backoff_ms=20, linger_ms=0)
-        return self._producer_type(**settings)
+        return TransactionalProducer(**settings)
 
     def send_soon(self, fut: FutureMessage) -> None:
         self.unacknowledged.add(fut)
@@ -121,6 +128,48 @@ class DeliveringProducer(driver.Producer):
         await super().flush()
         if handed and not self.should_stop:  # stopping, its buffer may send nothing more
             await asyncio.wait(handed, timeout=self.request_timeout)
+
+
+class TransactionalProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """aiokafka's producer, with a sender that looks for the transaction coordinator again when
+    the connection of a lookup closes (:class:`CoordinatorRetryingSender`)."""
+
+    _sender: Any
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        made: Any = self._sender
+        self._sender = CoordinatorRetryingSender(
+            made.client,
+            acks=made._acks,
+            txn_manager=made._txn_manager,
+            message_accumulator=made._message_accumulator,
+            retry_backoff_ms=made._retry_backoff * 1000,
+            request_timeout_ms=made._request_timeout_ms,
+        )
+
+
+class CoordinatorRetryingSender(Sender):  # type: ignore[misc]
+    """aiokafka's sender, except for one error. A coordinator lookup whose connection closes
+    (the broker restarting) ends aiokafka's sender with "Unexpected error during batch
+    delivery", which fails the transaction in hand, while a lookup that finds the broker not
+    ready is retried. This one retries both, up to the request timeout, as the Java client
+    retries a request whose connection closed. Under exactly-once a broker restart cost a
+    restart in place with the tables rebuilt (39 s in the broker restart fault test), where
+    at-least-once took 4.5 s."""
+
+    async def _find_coordinator(self, coordinator_type: Any, coordinator_key: str) -> Any:
+        deadline = time.monotonic() + self._request_timeout_ms / 1000
+        while True:
+            try:
+                return await super()._find_coordinator(coordinator_type, coordinator_key)
+            except KafkaError as error:  # aiokafka wraps what it does not retry
+                cause = error.__cause__
+                retriable = isinstance(cause, KafkaError) and cause.retriable
+                if not retriable or time.monotonic() >= deadline:
+                    raise
+            await self.client.force_metadata_update()
+            await asyncio.sleep(self._retry_backoff)
 
 
 class Topic:

@@ -343,6 +343,14 @@ def test_exactly_once_rests_on_what_faust_and_aiokafka_do() -> None:
     manager = inspect.getsource(TransactionManager)
     assert "self._transaction_waiter.set_exception(exc)" in manager
     assert "self._txn_manager = TransactionManager(" in inspect.getsource(AIOKafkaProducer)
+    # app.runtime.producer.TransactionalProducer replaces the sender the producer made, before
+    # it starts; aiokafka's coordinator lookup wraps the errors it does not retry, the closed
+    # connection among them, and CoordinatorRetryingSender retries what it wrapped
+    from aiokafka.producer.sender import Sender
+
+    assert "self._sender = Sender(" in inspect.getsource(AIOKafkaProducer.__init__)
+    assert "self._sender.start()" in inspect.getsource(AIOKafkaProducer.start)
+    assert "raise KafkaError(repr(err)) from err" in inspect.getsource(Sender._find_coordinator)
 
 
 def test_faust_reads_no_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
