@@ -17,6 +17,7 @@ from app.runtime.assignment import InputAssignor
 from app.runtime.consumer import BatchConsumer
 from app.runtime.fencing import FencedTable
 from app.runtime.localstate import mark_clean_stop, open_local_state, undelivered_batches
+from app.runtime.loopwatch import watch_loop
 from app.runtime.producer import DeliveringProducer
 from app.runtime.transactions import Transactions
 from app.settings import Settings
@@ -70,6 +71,7 @@ class DetectorApp(faust.App):
             os._exit(2)  # nothing has started yet: a clean one-line stop, not a traceback
         from app.agents import (
             control,
+            detector,
             end_restores_at_markers,
             heartbeat,
             take,
@@ -89,6 +91,7 @@ class DetectorApp(faust.App):
 
         await control.catch_up()  # the threshold in force, before any input is processed
         self.add_future(heartbeat())
+        watch_loop(lambda: detector.last_beat, lambda: self.should_stop)  # a thread
         self.add_future(watch_progress())
 
     def _new_producer(self) -> Any:

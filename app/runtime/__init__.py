@@ -8,5 +8,6 @@
 - ``fencing``: the table whose changelog records name their writer;
 - ``localstate``: local tables kept after a clean stop, rebuilt after a crash;
 - ``assignment``: partitions added to the input;
-- ``watches``: restarts of a worker whose reading stalls.
+- ``watches``: restarts of a worker whose reading stalls;
+- ``loopwatch``: exits a worker whose event loop is blocked, with every thread's stack.
 """
