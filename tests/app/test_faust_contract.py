@@ -270,6 +270,19 @@ def test_the_seek_at_the_end_of_a_rebalance_rests_on_what_aiokafka_has() -> None
     )
 
 
+def test_a_callback_the_flow_s_suspension_cancelled_is_not_among_the_winners() -> None:
+    # app.runtime.consumer.BatchConsumer._one_by_one stops at a changelog record whose
+    # callback did not finish: mode's wait_first lists the awaitables that finished, by the
+    # objects it was given, and cancels the others
+    from mode import Service
+    from mode.services import WaitResults
+
+    assert WaitResults._fields == ("done", "results", "stopped")
+    source = inspect.getsource(Service.wait_first)
+    assert "winners.append(coro)" in source
+    assert "fut.cancel()" in source
+
+
 def test_the_batch_consumer_replaces_the_fetch_loop_and_the_commit_bookkeeping() -> None:
     # app.runtime.consumer.BatchConsumer: Faust's fetcher runs the consumer's _drain_messages,
     # whose records come from _wait_next_records (which waits while the flow is stopped)
