@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -112,10 +113,11 @@ transactions = Transactions(settings.app_id, producer) if settings.exactly_once 
 async def take(tp: TP, records: Sequence[Record]) -> bool:
     """One batch of an input partition, oldest first; True once it is processed (the consumer
     commits it), False if the partition was lost meanwhile (its new owner processes it from the
-    committed offset). Exactly-once: the batch is one transaction with its next offset."""
+    committed offset). Exactly-once: the batch is one transaction with its next offset, which
+    commits while the next batches are processed."""
     try:
         async with (
-            transactions.batch(tp, records[-1].offset + 1)
+            transactions.batch(tp, records[-1].offset + 1, partial(_failed, tp, records))
             if transactions is not None
             else contextlib.nullcontext()
         ):
@@ -126,15 +128,7 @@ async def take(tp: TP, records: Sequence[Record]) -> bool:
             else:
                 await detector.on_tick(tp.partition)
     except TransactionFailed as failed:  # exactly-once: nothing of the batch is visible
-        log.error(
-            "the transaction of %s/%d@%d-%d failed (%s): restarting with the tables rebuilt",
-            tp.topic,
-            tp.partition,
-            records[0].offset,
-            records[-1].offset,
-            failed.__cause__ or failed,
-        )
-        restart(f"a transaction failed on {tp.topic}/{tp.partition}")
+        _failed(tp, records, failed)
         return False
     except Fenced as fenced:
         log.warning(
@@ -147,6 +141,20 @@ async def take(tp: TP, records: Sequence[Record]) -> bool:
         )
         return False
     return True
+
+
+def _failed(tp: TP, records: Sequence[Record], failed: TransactionFailed) -> None:
+    """Exactly-once: the transaction of a batch failed, nothing of it is visible, and the local
+    tables hold it: the worker restarts with them rebuilt."""
+    log.error(
+        "the transaction of %s/%d@%d-%d failed (%s): restarting with the tables rebuilt",
+        tp.topic,
+        tp.partition,
+        records[0].offset,
+        records[-1].offset,
+        failed.__cause__ or failed,
+    )
+    restart(f"a transaction failed on {tp.topic}/{tp.partition}")
 
 
 async def watch_progress() -> None:

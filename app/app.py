@@ -86,6 +86,7 @@ class DetectorApp(faust.App):
         )
         if transactions is not None:  # exactly-once: each batch one Kafka transaction
             consumer.before_recovery = transactions.assign
+            consumer.settle = transactions.settle
             self.transactions = transactions
             self.add_future(end_restores_at_markers())
 
@@ -137,6 +138,10 @@ class DetectorApp(faust.App):
         if self.transactions is not None:
             await self.transactions.stop()
         if self._crashed.is_set() or self.send_failures.failed:  # a crash never gets here
+            return
+        if self.transactions is not None and self.transactions.failed:
+            # a transaction failed while the worker stopped (no restart then): its batch is in
+            # the local tables and not in Kafka
             return
         batches = undelivered_batches(self._kafka_producer)
         records = len(cast(DeliveringProducer, self.producer).unacknowledged)  # sent or not

@@ -44,6 +44,8 @@ class BatchConsumer(driver.Consumer):
     # previous owner) before the assignment's recovery reads the changelogs' end offsets
     transactional = False
     before_recovery: Callable[[set[TP]], Awaitable[None]] | None = None
+    # exactly-once: waits for the commits of batches handed over, which run on after them
+    settle: Callable[[], Awaitable[None]] | None = None
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -168,6 +170,8 @@ class BatchConsumer(driver.Consumer):
         if in_hand is not None:
             with contextlib.suppress(Exception):  # the fetch loop reports how it failed
                 await asyncio.shield(in_hand)
+        if self.settle is not None:
+            await self.settle()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """The batch in hand ends before its partition goes (its state reaches the changelog

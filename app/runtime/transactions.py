@@ -13,6 +13,12 @@ watermark announcements, the changelog record batches, and the batch's next inpu
 (``send_offsets_to_transaction``). The worker's consumer reads ``read_committed``
 (app.runtime.consumer), so nothing of an aborted or fenced transaction is ever read back: not
 on the re-keyed topic, not in a changelog restore.
+
+A batch's commit runs on while the next batches are processed: a fetch holds batches of several
+partitions, and committed one after the other, each waiting for the last, their transactions
+made an alert wait for every commit before its own. Batches that write the same table partition
+stay in order (:meth:`Transactions.batch`), and a rebalance or a stop waits for every commit
+(``settle``) before the partitions go.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class Transactions:
         # assignments (Faust seeks again after a recovery), ask for it meanwhile, and a second
         # producer of the same transactional.id would fence the first
         self.producers: dict[TP, asyncio.Future[AIOKafkaProducer]] = {}
+        # per partition number: the commit of its last batch, running on (:meth:`batch`)
+        self.committing: dict[int, asyncio.Future[None]] = {}
+        self.failed = False  # a transaction failed: the local tables are ahead of Kafka
 
     def transactional_id(self, tp: TP) -> str:
         return f"{self.app_id}-{tp.topic}-{tp.partition}"
@@ -49,7 +58,9 @@ class Transactions:
         await asyncio.gather(*(self._producer(tp) for tp in tps))
 
     async def revoke(self, tps: Iterable[TP]) -> None:
-        """Stop the producers of partitions lost: the next owner's start fences them anyway."""
+        """Stop the producers of partitions lost, once their commits ended: the next owner's
+        start fences them anyway."""
+        await self.settle()
         gone = [self.producers.pop(tp) for tp in tps if tp in self.producers]
         started = await asyncio.gather(*gone, return_exceptions=True)
         await asyncio.gather(
@@ -61,10 +72,18 @@ class Transactions:
         await self.revoke(list(self.producers))
 
     @contextlib.asynccontextmanager
-    async def batch(self, tp: TP, next_offset: int) -> AsyncIterator[None]:
+    async def batch(
+        self, tp: TP, next_offset: int, failed: Callable[[TransactionFailed], None]
+    ) -> AsyncIterator[None]:
         """One transaction around a batch of ``tp``: what the app's producer sends meanwhile
-        goes into it, and it commits with ``next_offset`` as ``tp``'s offset; a batch that fails
-        aborts it."""
+        goes into it; a batch that fails aborts it (TransactionFailed if Kafka failed it).
+
+        Its commit, with ``next_offset`` as ``tp``'s offset, runs on while the next batches are
+        processed, and one that fails is handed to ``failed``. The next batch of a partition of
+        the same number (input, re-keyed or ticks: all three write that table partition) begins
+        after it: a changelog must hold its records in the order the worker applied them, and
+        two transactions committing at once could land in either order."""
+        await self.settle(tp.partition)
         app_producer = self.producer()
         producer: AIOKafkaProducer | None = None
         try:
@@ -73,10 +92,6 @@ class Transactions:
             app_producer.transaction = producer
             try:
                 yield
-                await producer.send_offsets_to_transaction(
-                    {TopicPartition(tp.topic, tp.partition): next_offset}, self.app_id
-                )
-                await producer.commit_transaction()
             except BaseException:
                 with contextlib.suppress(Exception):  # fenced: the broker aborted it already
                     await producer.abort_transaction()
@@ -84,8 +99,48 @@ class Transactions:
             finally:
                 app_producer.transaction = None
         except (KafkaError, IllegalOperation) as error:  # fenced, or a send in it failed
-            cause = ended_by(producer) or error
-            raise TransactionFailed(f"{tp.topic}/{tp.partition}: {cause!r}") from cause
+            failure = self._failure(tp, producer, error)
+            raise failure from failure.__cause__
+        self.committing[tp.partition] = asyncio.ensure_future(
+            self._commit(tp, producer, next_offset, failed)
+        )
+
+    async def settle(self, partition: int | None = None) -> None:
+        """Wait for the commits running on: of ``partition``'s batches, or of all."""
+        running = (
+            list(self.committing.values())
+            if partition is None
+            else [self.committing[partition]]
+            if partition in self.committing
+            else []
+        )
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def _commit(
+        self,
+        tp: TP,
+        producer: AIOKafkaProducer,
+        next_offset: int,
+        failed: Callable[[TransactionFailed], None],
+    ) -> None:
+        try:
+            await producer.send_offsets_to_transaction(
+                {TopicPartition(tp.topic, tp.partition): next_offset}, self.app_id
+            )
+            await producer.commit_transaction()
+        except Exception as error:  # fenced, or a send failed; whatever it is, it is told
+            with contextlib.suppress(Exception):  # fenced: the broker aborted it already
+                await producer.abort_transaction()
+            failed(self._failure(tp, producer, error))
+
+    def _failure(
+        self, tp: TP, producer: AIOKafkaProducer | None, error: BaseException
+    ) -> TransactionFailed:
+        self.failed = True  # the local tables hold a batch whose transaction did not commit
+        cause = ended_by(producer) or error
+        failure = TransactionFailed(f"{tp.topic}/{tp.partition}: {cause!r}")
+        failure.__cause__ = cause
+        return failure
 
     async def _producer(self, tp: TP) -> AIOKafkaProducer:
         started = self.producers.get(tp)

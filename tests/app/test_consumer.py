@@ -353,6 +353,33 @@ async def test_exactly_once_fences_the_previous_owners_before_faust_s_recovery_s
     assert steps == [{TP("in", 0)}, "recovery"]
 
 
+async def test_under_exactly_once_a_revocation_waits_for_the_commits_running_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a batch's transaction commits after the batch was handed over: the partitions go only
+    # once it ended, or the next owner's restore would miss it
+    steps: list[str] = []
+
+    async def faust_s_revocation(self: Any, revoked: Any) -> None:
+        steps.append("revoked")
+
+    committed = asyncio.Event()
+
+    async def settle() -> None:
+        await committed.wait()
+        steps.append("committed")
+
+    monkeypatch.setattr(driver.Consumer, "on_partitions_revoked", faust_s_revocation)
+    loop = Loop([])
+    loop.consumer.settle = settle  # type: ignore[method-assign]
+    revoking = asyncio.ensure_future(loop.consumer.on_partitions_revoked({TP("in", 0)}))
+    await asyncio.sleep(0.01)
+    assert steps == []
+    committed.set()
+    await revoking
+    assert steps == ["committed", "revoked"]
+
+
 async def test_a_rebalance_during_a_changelog_fetch_leaves_its_rest_to_the_recovery_s_seek() -> (
     None
 ):
