@@ -11,7 +11,8 @@ and its offset to commit only past a batch the detector finished: nothing betwee
 the detector drops a record. A rebalance waits for the batch in hand, and the records fetched
 and not handed over are read again from the committed offsets at its end
 (``Recovery`` -> ``perform_seek``). Changelog records (table recovery, standbys) take Faust's
-own per-record path.
+own per-record path, and stop at the first record a rebalance drops: the next recovery seeks
+the partition to where it restores from, and reads the rest from there.
 
 The seek at the end of a rebalance (``ConsumerThread._seek_to_committed``) seeks every assigned
 partition in one step of the consumer's thread: to its committed offset, or, never committed, to
