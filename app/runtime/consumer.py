@@ -36,6 +36,8 @@ from faust.types import TP
 # the detector's step: one partition's records, oldest first; True if it processed them all
 Handler = Callable[[TP, Sequence[Any]], Awaitable[bool]]
 
+FETCH_MAX_WAIT_MS_EXACTLY_ONCE = 100  # how long the broker may hold a read_committed fetch
+
 
 class BatchConsumer(driver.Consumer):
     handler: Handler | None = None  # set by the wiring (app.agents.take)
@@ -257,7 +259,13 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         if self.consumer.transactional:  # type: ignore[attr-defined]
-            consumer._isolation_level = "read_committed"  # read at its start (contract test)
+            # both read at its start (contract test)
+            consumer._isolation_level = "read_committed"
+            # A read_committed fetch that finds the records it asks for written and not yet
+            # committed is held by the broker up to the fetch's max wait, which Faust sets to
+            # 1.5 s: an alert's re-keyed records then waited for it (alert latency at 1,000
+            # tx/s under exactly-once, p99 1,607 ms with p50 70 ms)
+            consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS_EXACTLY_ONCE
         return consumer
 
 

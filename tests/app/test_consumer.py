@@ -403,3 +403,18 @@ async def test_a_rebalance_during_a_changelog_fetch_leaves_its_rest_to_the_recov
     await loop.run()
     assert [offset for _, offset in delivered] == [5, 3, 4, 5, 6, 7, 8]
     assert consumer._read_offset[changelog] == 9
+
+
+@pytest.mark.parametrize("transactional", [True, False])
+def test_under_exactly_once_the_worker_reads_committed_with_short_fetch_waits(
+    monkeypatch: pytest.MonkeyPatch, transactional: bool
+) -> None:
+    made = SimpleNamespace(_isolation_level="read_uncommitted", _fetch_max_wait_ms=1500)
+    monkeypatch.setattr(
+        driver.AIOKafkaConsumerThread, "_create_worker_consumer", lambda self, transport: made
+    )
+    consumer_thread = object.__new__(ConsumerThread)
+    consumer_thread.consumer = SimpleNamespace(transactional=transactional)  # type: ignore[assignment]
+    consumer = consumer_thread._create_worker_consumer(None)
+    expected = ("read_committed", 100) if transactional else ("read_uncommitted", 1500)
+    assert (consumer._isolation_level, consumer._fetch_max_wait_ms) == expected

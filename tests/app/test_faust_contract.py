@@ -333,6 +333,7 @@ def test_exactly_once_rests_on_what_faust_and_aiokafka_do() -> None:
 
     # the consumer's isolation level is read when it starts, from the attribute it is set on
     assert "isolation_level=self._isolation_level" in inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
     assert "isolation_level=isolation_level" in inspect.getsource(
         driver.AIOKafkaConsumerThread._create_worker_consumer
     )
