@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
@@ -101,8 +100,7 @@ class BatchConsumer(driver.Consumer):
                     if batched:
                         await self._hand_over(TP(tp.topic, tp.partition), batch)
                     else:
-                        current = partial(self._current, generation, seeks)
-                        last = await self._one_by_one(tp, batch, current)
+                        last = await self._one_by_one(tp, batch, generation, seeks)
                     # a seek meanwhile (to the committed offsets, or a table recovery's to where
                     # it restores from) set where the partition is read from: it stands
                     if last is not None and self.seeks == seeks and read_offset.get(tp) == start:
@@ -146,10 +144,11 @@ class BatchConsumer(driver.Consumer):
         )
 
     async def _one_by_one(
-        self, tp: Any, batch: Sequence[Any], current: Callable[[], bool]
+        self, tp: Any, batch: Sequence[Any], generation: int, seeks: int
     ) -> int | None:
         """Faust's own path, for changelog records (they go to the table recovery), while the
-        fetch is ``current``: the offset of the last record delivered (None: none was).
+        fetch (taken in ``generation`` after ``seeks`` seeks) is current: the offset of the
+        last record delivered (None: none was).
 
         A rebalance suspends the flow, and the record in hand is dropped: the loop stops there,
         and what follows is read again from where the recovery seeks. It went on: a record
@@ -159,7 +158,7 @@ class BatchConsumer(driver.Consumer):
         partition never restored, and a window closed and alerted twice)."""
         delivered = None
         for record in batch:
-            if not current():
+            if not self._current(generation, seeks):
                 break
             call = self.callback(self._to_message(tp, record))
             waited = await self.wait_first(call, self.suspend_flow.wait())

@@ -108,13 +108,9 @@ class Transactions:
     async def settle(self, partition: int | None = None) -> None:
         """Wait for the commits running on: of ``partition``'s batches, or of all."""
         running = (
-            list(self.committing.values())
-            if partition is None
-            else [self.committing[partition]]
-            if partition in self.committing
-            else []
+            self.committing.values() if partition is None else [self.committing.get(partition)]
         )
-        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*(c for c in running if c is not None), return_exceptions=True)
 
     async def _commit(
         self,
