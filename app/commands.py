@@ -27,7 +27,8 @@ from app.app import app, settings
 from app.control import publish_threshold, threshold_cents
 from app.errors import KafkaUnavailable, SettingsError
 from app.topics import TopicError, create_pipeline_topics
-from app.windowing import PairWindows
+from app.watermark import PartitionClock
+from app.windowing import KEYED, REKEYED, PairWindows
 
 JSON = option("--json", "as_json", is_flag=True, default=False, help="Print JSON for programs.")
 URL = option(
@@ -166,11 +167,16 @@ def _read_databases(databases: list[Path]) -> Iterator[tuple[bytes, bytes]]:
             db.close()
 
 
+ROUTE_NAMES = {KEYED: "keyed", REKEYED: "re-keyed"}  # in the dump: whose windows a mark closed
+
+
 def _describe(key: bytes, value: bytes) -> dict[str, Any]:
     name = key.decode()
     data = models.decode(value)
     if name.startswith("#clock:"):
-        return {"kind": "clock", "partition": data["p"], "watermark": _time(data["closed"])}
+        clock = PartitionClock.from_json(data)
+        closed = {ROUTE_NAMES[route]: _time(mark) for route, mark in sorted(clock.closed.items())}
+        return {"kind": "clock", "partition": clock.partition, "closed": closed}
     state = PairWindows.from_json(data)
     from app.agents import detector
 

@@ -34,7 +34,9 @@ from app.parsing import LATE, Transaction, parse_transaction
 from app.settings import Settings
 from app.watermark import PartitionClock
 from app.windowing import (
+    KEYED,
     NO_WATERMARK,
+    REKEYED,
     DueIndex,
     PairWindows,
     Source,
@@ -108,7 +110,7 @@ class Detector:
         self.restart = restart
         self.now = now
         self.clocks: dict[int, PartitionClock] = {}
-        self.due: dict[int, DueIndex] = {}
+        self.due: dict[tuple[int, str], DueIndex] = {}  # by partition and route
         self.last_input: dict[int, float] = {}  # wall clock of the last input record, by partition
         self.index_stale = True  # the due indexes must be rebuilt from the table (rebalance)
         self.counts: Counter[str] = Counter()
@@ -186,7 +188,7 @@ class Detector:
         except BadRecord as bad:
             await self._dead_letter(bad.reason, bad.detail, value, partition, offset)
             return
-        source = Source("k", partition, offset)
+        source = Source(KEYED, partition, offset)
         if clock.source_idle:  # back from idle: rejoin the minimum before its records arrive
             clock.source_idle = False
             await self._announce(clock)
@@ -205,7 +207,7 @@ class Detector:
         if clock.observe(self.spec, tx.time_ms, self.settings.max_out_of_orderness_ms):
             await self._announce(clock)
             self._save_clock(clock)
-        await self._advance(clock)
+        await self._advance(clock, KEYED)
 
     async def on_rekeyed(self, partition: int, records: Sequence[Record]) -> None:
         """A batch of records of the internal re-keyed topic: transactions and watermark
@@ -224,10 +226,10 @@ class Detector:
         if "wm" in data:
             if clock.announce(data["src"], data["wm"], data.get("idle", False)):
                 self._save_clock(clock)
-                await self._advance(clock)
+                await self._advance(clock, REKEYED)
             return
         raw = data["line"].encode()
-        source = Source("r", data["p"], data["o"])
+        source = Source(REKEYED, data["p"], data["o"])
         tx = parse_transaction(raw, max_bytes=len(raw))  # parsed once already: cannot fail
         if not clock.rekeyed:
             clock.rekeyed = True
@@ -256,7 +258,7 @@ class Detector:
             clock.source_idle = True
             await self._announce(clock)
             self._save_clock(clock)
-            await self._advance(clock)
+            await self._advance(clock, KEYED)
 
     def idle_partitions(
         self, assigned: Iterable[int], waiting: Callable[[int], bool] = lambda p: False
@@ -298,7 +300,8 @@ class Detector:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
         for partition in list(partitions):
             self.clocks.pop(partition, None)
-            self.due.pop(partition, None)
+            for route in (KEYED, REKEYED):
+                self.due.pop((partition, route), None)
             self.last_input.pop(partition, None)
             self.next_offset.pop(partition, None)
         self.index_stale = True
@@ -346,21 +349,27 @@ class Detector:
     async def _apply(
         self, clock: PartitionClock, tx: Transaction, source: Source, raw: bytes | None
     ) -> None:
-        """Add one transaction to its pair's open windows, or dead-letter it as late."""
+        """Add one transaction to its pair's open windows, or dead-letter it as late. It meets
+        the watermark of its pair's route: a keyed transaction of a pair that also came re-keyed
+        meets the re-keyed one, which closes that pair."""
         if clock.is_duplicate(source):
             if clock.is_held_late(source):  # its dead letter may never have reached the broker
-                await self._late(clock, tx, source, raw, self.state_watermark(clock))
+                await self._late(clock, tx, source, raw, self.state_watermark(clock, source.route))
             else:
                 self.counts["duplicates_skipped"] += 1
             return
-        watermark = self.state_watermark(clock)
         state = self._load(clock.partition, tx.pair)
         if state is None:
+            route = source.route
+            watermark = self.state_watermark(clock, route)
             state = PairWindows(partition=clock.partition, closed_ms=self.spec.floor(watermark))
         elif state.is_duplicate(source):
             self.counts["duplicates_skipped"] += 1
             clock.mark_applied(source)
             return
+        else:
+            route = REKEYED if source.route == REKEYED else state.route
+            watermark = self.state_watermark(clock, route)
         crossed = state.add(self.spec, tx, source, watermark)
         clock.mark_applied(source)
         if crossed is None:
@@ -370,11 +379,15 @@ class Detector:
         self.counts["processed"] += 1
         await self._alert(THRESHOLD_CROSSED, tx.pair, crossed)
         self._store(tx.pair, state)
-        self._due(clock.partition).schedule(state.next_close_ms(self.spec), tx.pair)
+        self._due(clock.partition, route).schedule(state.next_close_ms(self.spec), tx.pair)
 
-    def state_watermark(self, clock: PartitionClock) -> int:
-        """The watermark a transaction of the partition meets: never behind what was closed."""
-        return max(clock.closed, clock.watermark(self.input_partitions))
+    def state_watermark(self, clock: PartitionClock, route: str | None = None) -> int:
+        """The watermark a transaction of the route meets on the partition: never behind what
+        was closed. Without a route, the lowest of the routes the partition had events of."""
+        if route is None:
+            used = [r for r, seen in ((KEYED, clock.keyed), (REKEYED, clock.rekeyed)) if seen]
+            return min((self.state_watermark(clock, r) for r in used), default=NO_WATERMARK)
+        return max(clock.closed_at(route), clock.watermark(route, self.input_partitions))
 
     async def _late(
         self,
@@ -404,22 +417,23 @@ class Detector:
 
         asyncio.ensure_future(sent).add_done_callback(acknowledged)
 
-    async def _advance(self, clock: PartitionClock) -> None:
-        """Close the windows the partition's watermark has passed."""
-        watermark = clock.watermark(self.input_partitions)
-        if watermark <= clock.closed:
+    async def _advance(self, clock: PartitionClock, route: str) -> None:
+        """Close the windows of the route's pairs that its watermark has passed."""
+        watermark = clock.watermark(route, self.input_partitions)
+        if watermark <= clock.closed_at(route):
             return
-        clock.closed = watermark
+        clock.closed[route] = watermark
         self._save_clock(clock)
-        await self._close_due(clock)
+        await self._close_due(clock, route)
 
-    async def _close_due(self, clock: PartitionClock) -> None:
-        due = self._due(clock.partition)
-        for pair in due.pop_due(clock.closed):
+    async def _close_due(self, clock: PartitionClock, route: str) -> None:
+        due = self._due(clock.partition, route)
+        closed = clock.closed_at(route)
+        for pair in due.pop_due(closed):
             state = self._load(clock.partition, pair)
-            if state is None:
-                continue  # a stale index entry: the pair was closed out already
-            await self._alert(WINDOW_CLOSED, pair, state.close(self.spec, clock.closed))
+            if state is None or state.route != route:
+                continue  # a stale index entry: the pair was closed out, or it changed route
+            await self._alert(WINDOW_CLOSED, pair, state.close(self.spec, closed))
             if state.panes:
                 self._store(pair, state)
                 due.schedule(state.next_close_ms(self.spec), pair)
@@ -529,7 +543,8 @@ class Detector:
                 else PartitionClock(partition)
             )
             self.clocks[partition] = clock
-            await self._close_due(clock)
+            for route in (KEYED, REKEYED):
+                await self._close_due(clock, route)
         return clock
 
     async def _rebuild_index(self) -> None:
@@ -549,7 +564,8 @@ class Detector:
                 if name.startswith("#"):
                     continue
                 state = PairWindows.from_json(models.decode(value))
-                self._due(state.partition).schedule(state.next_close_ms(self.spec), name)
+                due = self._due(state.partition, state.route)
+                due.schedule(state.next_close_ms(self.spec), name)
                 pairs += 1
                 if pairs % INDEX_YIELD_PAIRS == 0:
                     await asyncio.sleep(0)
@@ -559,10 +575,10 @@ class Detector:
         self.index_stale = False
         log.info("indexed %d pairs with open windows in %.1fs", pairs, time.monotonic() - started)
 
-    def _due(self, partition: int) -> DueIndex:
-        index = self.due.get(partition)
+    def _due(self, partition: int, route: str) -> DueIndex:
+        index = self.due.get((partition, route))
         if index is None:
-            index = self.due[partition] = DueIndex()
+            index = self.due[partition, route] = DueIndex()
         return index
 
     def _load(self, partition: int, pair: str) -> PairWindows | None:

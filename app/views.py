@@ -99,7 +99,7 @@ class Metrics(View):
                 watermarks["idle"],
             ),
             "fraud_state_watermark_seconds": (
-                "The watermark each owned partition's windows are closed up to",
+                "The watermark each owned partition's windows are closed up to (lowest route)",
                 watermarks["state"],
             ),
             "fraud_threshold_dollars": (
@@ -186,7 +186,7 @@ def pair_report(pair: str) -> dict[str, Any]:
     spec = detector.spec
     clock = detector.clocks.get(state.partition)
     report["partition"] = state.partition
-    watermark = NO_WATERMARK if clock is None else detector.state_watermark(clock)
+    watermark = NO_WATERMARK if clock is None else detector.state_watermark(clock, state.route)
     if watermark > NO_WATERMARK:  # none yet: a re-keyed partition some input still holds back
         report["watermark"] = models.rfc3339_ms(watermark)
     report["windows"] = [

@@ -9,6 +9,11 @@ minimum of the watermarks of all input partitions; each input partition broadcas
 every partition of the internal topic whenever it passes a multiple of SLIDE (the only values a
 window can tell apart).
 
+A state partition holds pairs of both routes, and each route closes its own pairs at its own
+watermark: a keyed pair at its input partition's, a re-keyed pair at the minimum. One mark for
+both would let the keyed input, which often runs ahead, close a re-keyed pair's windows while its
+transactions are still in flight through the internal topic.
+
 A partition that receives nothing for IDLE_TIMEOUT seconds of wall clock, while none of its
 records wait to be read, is *idle*, and event time does not stall on it:
 - its own watermark (keyed input) goes on at wall-clock speed from its last event: after being
@@ -29,21 +34,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.windowing import NO_WATERMARK, Source, WindowSpec
+from app.windowing import KEYED, NO_WATERMARK, REKEYED, Source, WindowSpec
 
 
 @dataclass
 class PartitionClock:
     """Watermark state of partition ``partition`` (of the input and of the state alike).
 
-    ``source``: this input partition's own watermark (floored to SLIDE);
-    ``keyed``: events keyed by pair were processed here, so ``source`` drives the state;
+    ``source``: this input partition's own watermark (floored to SLIDE), the keyed route's;
+    ``keyed``: events keyed by pair were processed here (for the metrics);
     ``forwarded``: watermark each input partition announced to this partition;
     ``idle_sources``: input partitions that announced themselves idle: out of the minimum;
-    ``rekeyed``: re-keyed events were processed here, so min(``forwarded``) drives the state;
+    ``rekeyed``: re-keyed events were processed here (for the metrics);
     ``applied``: per source (route and input partition), the highest offset applied to this
     partition's state, so a replayed forward is recognised after its pair was closed and dropped;
-    ``closed``: the watermark up to which this partition's windows have been closed;
+    ``closed``: per route, the watermark up to which its pairs' windows have been closed;
     ``late``: per source, offsets of late transactions whose dead letter the broker has not
     acknowledged yet (a replay skips what ``applied`` covers, so these are sent again);
     ``source_idle``: this input partition announced itself idle (and rejoins with its next record).
@@ -56,7 +61,7 @@ class PartitionClock:
     idle_sources: set[int] = field(default_factory=set)
     rekeyed: bool = False
     applied: dict[str, int] = field(default_factory=dict)
-    closed: int = NO_WATERMARK
+    closed: dict[str, int] = field(default_factory=dict)
     late: dict[str, set[int]] = field(default_factory=dict)
     source_idle: bool = False
     event_source: int = field(default=NO_WATERMARK, compare=False)  # unfloored, from events only
@@ -90,23 +95,20 @@ class PartitionClock:
                 self.idle_sources.discard(source_partition)
         return changed
 
-    def watermark(self, partitions: int) -> int:
-        """Watermark of this partition's state: the slowest of the inputs that feed it. The
-        re-keyed input's is the minimum over the input partitions (``partitions`` of them, and
-        any other that announced itself) that are not idle; if all are, the highest."""
-        inputs = []
-        if self.keyed:
-            inputs.append(self.source)
-        if self.rekeyed:
-            sources = set(range(partitions)) | self.forwarded.keys()
-            active = [
-                self.forwarded.get(p, NO_WATERMARK) for p in sources if p not in self.idle_sources
-            ]
-            if active:
-                inputs.append(min(active))
-            else:
-                inputs.append(max(self.forwarded.values(), default=NO_WATERMARK))
-        return min(inputs, default=NO_WATERMARK)
+    def watermark(self, route: str, partitions: int) -> int:
+        """Watermark of the route's pairs: the keyed route's is this input partition's own; the
+        re-keyed route's the minimum over the input partitions (``partitions`` of them, and any
+        other that announced itself) that are not idle; if all are, the highest."""
+        if route == KEYED:
+            return self.source
+        sources = set(range(partitions)) | self.forwarded.keys()
+        active = [
+            self.forwarded.get(p, NO_WATERMARK) for p in sources if p not in self.idle_sources
+        ]
+        return min(active) if active else max(self.forwarded.values(), default=NO_WATERMARK)
+
+    def closed_at(self, route: str) -> int:
+        return self.closed.get(route, NO_WATERMARK)
 
     def is_duplicate(self, source: Source) -> bool:
         return source.offset <= self.applied.get(source.id, -1)
@@ -159,6 +161,15 @@ class PartitionClock:
             source_idle=data.get("source_idle", False),
             rekeyed=data["rekeyed"],
             applied=dict(data["applied"]),
-            closed=data["closed"],
+            closed=closed_marks(data),
             late={source: set(offsets) for source, offsets in data.get("late", {}).items()},
         )
+
+
+def closed_marks(data: dict[str, Any]) -> dict[str, int]:
+    """The routes' closed marks of a stored clock. A clock stored before they were per route has
+    one mark for the partition: the re-keyed route's pairs were closed at it too if it had any."""
+    closed = data["closed"]
+    if isinstance(closed, dict):
+        return dict(closed)
+    return {KEYED: closed, REKEYED: closed} if data["rekeyed"] else {KEYED: closed}

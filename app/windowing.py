@@ -27,6 +27,10 @@ NO_WATERMARK = -(2**62)  # below any event time: nothing is closed yet
 Evidence: TypeAlias = tuple[int, int, int, int]
 
 
+KEYED = "k"  # the route of input keyed by pair: processed on the partition it arrived on
+REKEYED = "r"  # the route of the rest: re-keyed by pair through the internal topic
+
+
 class Source(NamedTuple):
     """Where a transaction came from: its input partition and offset, and the path it took
     (``route`` "k" keyed, processed where it arrived; "r" re-keyed through the internal topic).
@@ -106,6 +110,12 @@ class PairWindows:
 
     def is_duplicate(self, source: Source) -> bool:
         return source.offset <= self.seen.get(source.id, -1)
+
+    @property
+    def route(self) -> str:
+        """The route whose watermark closes this pair's windows: re-keyed once any of its
+        transactions came that way (its minimum is the lower), keyed otherwise."""
+        return REKEYED if any(id_[0] == REKEYED for id_ in self.seen) else KEYED
 
     def add(
         self, spec: WindowSpec, tx: Transaction, source: Source, watermark: int

@@ -124,12 +124,9 @@ def settings(**overrides: str) -> Settings:
     return Settings.from_env(env)
 
 
-async def run(
-    records: list[tuple[int, bytes | None, bytes]], **overrides: str
-) -> tuple[Detector, SimTopic, SimTopic]:
-    """Feed (partition, key, value) records, interleaving partitions; then let them go idle."""
+def simulated(clock: Clock, **overrides: str) -> tuple[Detector, SimTopic, SimTopic, SimTopic]:
+    """A detector on an empty table, and its topics: fraud, dead letters, re-keyed."""
     fraud, dlq, rekeyed = SimTopic(), SimTopic(), SimTopic()
-    clock = Clock()
     detector = Detector(
         settings(**overrides),
         DictState({}),
@@ -139,6 +136,15 @@ async def run(
         now=clock,
         restart=restart,
     )
+    return detector, fraud, dlq, rekeyed
+
+
+async def run(
+    records: list[tuple[int, bytes | None, bytes]], **overrides: str
+) -> tuple[Detector, SimTopic, SimTopic]:
+    """Feed (partition, key, value) records, interleaving partitions; then let them go idle."""
+    clock = Clock()
+    detector, fraud, dlq, rekeyed = simulated(clock, **overrides)
     inputs: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
     for partition, key, value in records:
         inputs[partition].append((key, value))
@@ -453,17 +459,8 @@ async def test_unkeyed_input_on_some_partitions_closes_its_windows_once_the_othe
 
 
 async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_letters() -> None:
-    fraud, dlq, rekeyed = SimTopic(), SimTopic(), SimTopic()
     clock = Clock()
-    detector = Detector(
-        settings(TOPIC_PARTITIONS="2"),
-        DictState({}),
-        fraud=fraud,
-        dead_letters=dlq,
-        rekeyed=rekeyed,
-        now=clock,
-        restart=restart,
-    )
+    detector, fraud, dlq, rekeyed = simulated(clock, TOPIC_PARTITIONS="2")
     delivered = {0: 0, 1: 0}
 
     async def deliver() -> None:  # the re-keyed topic's records, in order, to their partition
@@ -495,6 +492,44 @@ async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_
     letters = [models.decode(value) for records in dlq.partitions.values() for _, value in records]
     assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [("late", 1, 0)]
     assert detector.counts["late"] == 1
+
+
+@pytest.mark.parametrize("keyed_first", [True, False])
+async def test_keyed_input_ahead_closes_no_window_of_re_keyed_pairs(keyed_first: bool) -> None:
+    # A state partition's keyed input runs ahead of its re-keyed pairs, whose transactions are
+    # still on the internal topic: they join their windows all the same, in either order (a
+    # 10-minute nemesis run lost a window when the keyed batch came first).
+    detector, fraud, dlq, rekeyed = simulated(Clock(), IDLE_TIMEOUT="0")
+    state = zlib.crc32(b"1:2") % PARTITIONS  # where pair 1:2 is re-keyed to
+    other = (state + 1) % PARTITIONS
+    offsets: dict[int, int] = defaultdict(int)
+    sent: list[tuple[int, int, bytes]] = []
+
+    async def send(partition: int, key: bytes | None, minute: int, pair: str, amount: str) -> None:
+        line = f"{models.rfc3339_ms(START_MS + minute * 60_000)};{pair};{amount}".encode()
+        sent.append((partition, offsets[partition], line))
+        await transaction(detector, partition, offsets[partition], key, line)
+        offsets[partition] += 1
+
+    async def deliver() -> None:  # the re-keyed topic's records so far, in order
+        for partition, queue in rekeyed.partitions.items():
+            await detector.on_rekeyed(partition, [record(0, k, v) for k, v in queue])
+            queue.clear()
+
+    for minute in range(-8, 0):  # 23:52 to 23:59 on another input partition: $16,000, unkeyed
+        await send(other, None, minute, "1;2", "2000")
+    if not keyed_first:
+        await deliver()
+    await send(state, b"7:8", 3, "7;8", "5")  # keyed: this input partition's watermark is 00:02
+    await deliver()
+    for partition in range(PARTITIONS):  # every input goes on to 02:00: every window closes
+        await send(partition, b"7:8", 120, "7;8", "5")
+    await deliver()
+
+    expected = expected_alerts(sent)
+    assert "1:2:1500767520000" in expected.closed  # [23:52, 00:02): the eight transfers
+    assert alerts(fraud, "window_closed") == expected.closed
+    assert not any(dlq.partitions.values())
 
 
 async def test_a_batch_reads_and_writes_a_hot_pair_once() -> None:

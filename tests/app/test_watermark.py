@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.watermark import PartitionClock
-from app.windowing import NO_WATERMARK, Source, WindowSpec
+from app.windowing import KEYED, NO_WATERMARK, REKEYED, Source, WindowSpec
 
 MIN = 60_000
 SPEC = WindowSpec(size_ms=10 * MIN, slide_ms=2 * MIN, threshold_cents=1, max_evidence=1)
@@ -28,26 +28,28 @@ def test_out_of_orderness_holds_the_watermark_back() -> None:
 def test_keyed_input_follows_its_own_partition() -> None:
     clock = PartitionClock(0, keyed=True)
     clock.observe(SPEC, 8 * MIN, 0)
-    assert clock.watermark(partitions=2) == 8 * MIN
+    assert clock.watermark(KEYED, partitions=2) == 8 * MIN
 
 
 def test_rekeyed_input_waits_for_the_slowest_input_partition() -> None:
     #  input 0 at 12, input 1 not heard of: nothing is closed yet; then input 1 says 6
     clock = PartitionClock(0, rekeyed=True)
     assert clock.announce(0, 12 * MIN)
-    assert clock.watermark(partitions=2) == NO_WATERMARK
+    assert clock.watermark(REKEYED, partitions=2) == NO_WATERMARK
     assert clock.announce(1, 6 * MIN)
-    assert clock.watermark(partitions=2) == 6 * MIN
+    assert clock.watermark(REKEYED, partitions=2) == 6 * MIN
     assert not clock.announce(1, 4 * MIN)  # an old announcement changes nothing
-    assert clock.watermark(partitions=2) == 6 * MIN
+    assert clock.watermark(REKEYED, partitions=2) == 6 * MIN
 
 
-def test_both_inputs_the_slower_one_decides() -> None:
+def test_each_route_follows_its_own_input() -> None:
+    # keyed pairs close at this input partition's watermark, re-keyed ones at the minimum
     clock = PartitionClock(0, keyed=True, rekeyed=True)
     clock.observe(SPEC, 20 * MIN, 0)
     clock.announce(0, 10 * MIN)
     clock.announce(1, 14 * MIN)
-    assert clock.watermark(partitions=2) == 10 * MIN
+    assert clock.watermark(KEYED, partitions=2) == 20 * MIN
+    assert clock.watermark(REKEYED, partitions=2) == 10 * MIN
 
 
 def test_an_idle_partition_lets_event_time_run_at_wall_clock_speed() -> None:
@@ -62,7 +64,7 @@ def test_an_idle_partition_lets_event_time_run_at_wall_clock_speed() -> None:
 
 
 def test_json_round_trip_keeps_what_is_persisted() -> None:
-    clock = PartitionClock(3, keyed=True, rekeyed=True, closed=4 * MIN)
+    clock = PartitionClock(3, keyed=True, rekeyed=True, closed={KEYED: 4 * MIN, REKEYED: 2 * MIN})
     clock.observe(SPEC, 9 * MIN, 0)
     clock.announce(1, 2 * MIN)
     clock.mark_applied(Source("k", 3, 41))
@@ -80,34 +82,36 @@ def test_an_idle_input_partition_leaves_the_minimum_and_rejoins_with_its_next_re
     clock = PartitionClock(0, rekeyed=True)
     clock.announce(0, 4 * MIN)
     assert clock.announce(0, 12 * MIN)
-    assert clock.watermark(partitions=2) == NO_WATERMARK  # input 1 never heard of: it holds
+    assert (
+        clock.watermark(REKEYED, partitions=2) == NO_WATERMARK
+    )  # input 1 never heard of: it holds
     assert clock.announce(1, NO_WATERMARK, idle=True)  # it never had a record: idle
-    assert clock.watermark(partitions=2) == 12 * MIN
+    assert clock.watermark(REKEYED, partitions=2) == 12 * MIN
     assert not clock.announce(1, NO_WATERMARK, idle=True)  # told again: nothing changes
     assert clock.announce(1, NO_WATERMARK)  # a record came: back in the minimum
-    assert clock.watermark(partitions=2) == NO_WATERMARK
+    assert clock.watermark(REKEYED, partitions=2) == NO_WATERMARK
     assert clock.announce(1, 6 * MIN)
-    assert clock.watermark(partitions=2) == 6 * MIN
+    assert clock.watermark(REKEYED, partitions=2) == 6 * MIN
 
 
 def test_when_every_input_partition_is_idle_the_highest_watermark_holds() -> None:
     clock = PartitionClock(0, rekeyed=True)
     clock.announce(0, 14 * MIN, idle=True)
     clock.announce(1, NO_WATERMARK, idle=True)
-    assert clock.watermark(partitions=3) == NO_WATERMARK  # input 2 not idle yet
+    assert clock.watermark(REKEYED, partitions=3) == NO_WATERMARK  # input 2 not idle yet
     clock.announce(2, 8 * MIN, idle=True)
-    assert clock.watermark(partitions=3) == 14 * MIN
+    assert clock.watermark(REKEYED, partitions=3) == 14 * MIN
 
 
 def test_an_input_partition_beyond_the_configured_count_joins_the_minimum_when_heard_of() -> None:
     # partitions added to the input topic while workers run announce like the others
     clock = PartitionClock(0, rekeyed=True)
     clock.announce(0, 10 * MIN)
-    assert clock.watermark(partitions=1) == 10 * MIN
+    assert clock.watermark(REKEYED, partitions=1) == 10 * MIN
     clock.announce(5, 4 * MIN)
-    assert clock.watermark(partitions=1) == 4 * MIN
+    assert clock.watermark(REKEYED, partitions=1) == 4 * MIN
     clock.announce(5, 4 * MIN, idle=True)
-    assert clock.watermark(partitions=1) == 10 * MIN
+    assert clock.watermark(REKEYED, partitions=1) == 10 * MIN
 
 
 def test_idleness_survives_the_json_round_trip() -> None:
@@ -116,3 +120,13 @@ def test_idleness_survives_the_json_round_trip() -> None:
     again = PartitionClock.from_json(clock.to_json())
     assert again == clock
     assert again.idle_sources == {1} and again.source_idle
+
+
+def test_a_clock_stored_with_one_closed_mark_gives_it_to_each_route_it_had() -> None:
+    stored = PartitionClock(3, keyed=True, rekeyed=True).to_json()
+    assert PartitionClock.from_json({**stored, "closed": 4 * MIN}).closed == {
+        KEYED: 4 * MIN,
+        REKEYED: 4 * MIN,
+    }
+    keyed_only = {**stored, "rekeyed": False, "closed": 4 * MIN}
+    assert PartitionClock.from_json(keyed_only).closed == {KEYED: 4 * MIN}
