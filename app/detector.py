@@ -226,7 +226,8 @@ class Detector:
         if "wm" in data:
             if clock.announce(data["src"], data["wm"], data.get("idle", False)):
                 self._save_clock(clock)
-                await self._advance(clock, REKEYED)
+                if clock.rekeyed:  # else the route has no pair to close here yet
+                    await self._advance(clock, REKEYED)
             return
         raw = data["line"].encode()
         source = Source(REKEYED, data["p"], data["o"])
