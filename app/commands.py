@@ -93,7 +93,8 @@ async def dump_store(self: AppCommand, data_dir: str, as_json: bool) -> None:
         if as_json:
             out.write(json.dumps(row) + "\n")
         elif row["kind"] == "clock":
-            out.write(f"partition {row['partition']}: watermark {row['watermark']}\n")
+            marks = ", ".join(f"{route} {mark}" for route, mark in row["closed"].items())
+            out.write(f"partition {row['partition']}: closed up to {marks or 'nothing yet'}\n")
         else:
             for w in row["windows"]:
                 out.write(

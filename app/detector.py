@@ -232,9 +232,10 @@ class Detector:
         raw = data["line"].encode()
         source = Source(REKEYED, data["p"], data["o"])
         tx = parse_transaction(raw, max_bytes=len(raw))  # parsed once already: cannot fail
-        if not clock.rekeyed:
+        if not clock.rekeyed:  # the route's first pair here: its mark starts at the minimum
             clock.rekeyed = True
             self._save_clock(clock)
+            await self._advance(clock, REKEYED)
         await self._apply(clock, tx, source, raw)
 
     async def on_tick(self, partition: int) -> None:

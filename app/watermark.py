@@ -146,7 +146,9 @@ class PartitionClock:
             "source_idle": self.source_idle,
             "rekeyed": self.rekeyed,
             "applied": self.applied,
-            "closed": self.closed,
+            # one mark, the lowest, for a worker of a version before the routes had their own
+            "closed": min(self.closed.values(), default=NO_WATERMARK),
+            "closed_routes": self.closed,
             "late": {source: sorted(offsets) for source, offsets in self.late.items()},
         }
 
@@ -169,7 +171,7 @@ class PartitionClock:
 def closed_marks(data: dict[str, Any]) -> dict[str, int]:
     """The routes' closed marks of a stored clock. A clock stored before they were per route has
     one mark for the partition: the re-keyed route's pairs were closed at it too if it had any."""
+    if "closed_routes" in data:
+        return dict(data["closed_routes"])
     closed = data["closed"]
-    if isinstance(closed, dict):
-        return dict(closed)
     return {KEYED: closed, REKEYED: closed} if data["rekeyed"] else {KEYED: closed}

@@ -123,9 +123,10 @@ class PairWindows:
         """Add ``tx`` to its windows that are still open at ``watermark``.
 
         Returns the windows whose total crossed the threshold because of it (each reported
-        once), or None if every window of ``tx`` is closed: the transaction is late.
+        once), or None if every window of ``tx`` is closed: the transaction is late. A window
+        the pair closed already stays closed, whatever ``watermark`` says.
         """
-        watermark = spec.floor(watermark)
+        watermark = max(spec.floor(watermark), self.closed_ms)
         starts = [s for s in spec.window_starts(tx.time_ms) if s + spec.size_ms > watermark]
         if not starts:
             return None
@@ -264,10 +265,11 @@ class PairWindows:
 
 
 class DueIndex:
-    """Which pairs of one partition have a window to close at which watermark.
+    """Which pairs of one partition and route have a window to close at which watermark.
 
     In memory only: rebuilt from the table after a rebalance. An entry may be stale (the pair
-    was closed or moved on); processing it again is harmless because closing is idempotent.
+    was closed, moved on or changed route); processing it again is harmless because closing is
+    idempotent and no pair holds a pane in a window it closed (``PairWindows.add``).
     """
 
     def __init__(self) -> None:

@@ -11,6 +11,7 @@ import random
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
@@ -494,42 +495,101 @@ async def test_a_partition_back_from_idle_rejoins_and_its_late_records_are_dead_
     assert detector.counts["late"] == 1
 
 
+class Routes:
+    """Input partitions that send keyed or unkeyed lines, and the re-keyed topic delivered on
+    demand; pair 1:2 is re-keyed to state partition ``state``."""
+
+    def __init__(self, clock: Clock, **overrides: str) -> None:
+        self.detector, self.fraud, self.dlq, self.rekeyed = simulated(clock, **overrides)
+        self.state = zlib.crc32(b"1:2") % PARTITIONS
+        self.offsets: dict[int, int] = defaultdict(int)
+        self.sent: list[tuple[int, int, bytes]] = []  # (partition, offset, line), for the reference
+
+    async def send(
+        self, partition: int, key: bytes | None, minute: int, pair: str, amount: str
+    ) -> None:
+        line = f"{models.rfc3339_ms(START_MS + minute * 60_000)};{pair};{amount}".encode()
+        self.sent.append((partition, self.offsets[partition], line))
+        await transaction(self.detector, partition, self.offsets[partition], key, line)
+        self.offsets[partition] += 1
+
+    async def noise(self, minute: int, partitions: Iterable[int] = range(PARTITIONS)) -> None:
+        """A keyed cent on each of ``partitions`` at ``minute``: their watermarks move there."""
+        for p in partitions:
+            await self.send(p, f"9{p}:8".encode(), minute, f"9{p};8", "0.01")
+
+    async def deliver(self) -> None:
+        for partition, queue in self.rekeyed.partitions.items():
+            await self.detector.on_rekeyed(partition, [record(0, k, v) for k, v in queue])
+            queue.clear()
+
+
 @pytest.mark.parametrize("keyed_first", [True, False])
 async def test_keyed_input_ahead_closes_no_window_of_re_keyed_pairs(keyed_first: bool) -> None:
     # A state partition's keyed input runs ahead of its re-keyed pairs, whose transactions are
     # still on the internal topic: they join their windows all the same, in either order (a
     # 10-minute nemesis run lost a window when the keyed batch came first).
-    detector, fraud, dlq, rekeyed = simulated(Clock(), IDLE_TIMEOUT="0")
-    state = zlib.crc32(b"1:2") % PARTITIONS  # where pair 1:2 is re-keyed to
-    other = (state + 1) % PARTITIONS
-    offsets: dict[int, int] = defaultdict(int)
-    sent: list[tuple[int, int, bytes]] = []
-
-    async def send(partition: int, key: bytes | None, minute: int, pair: str, amount: str) -> None:
-        line = f"{models.rfc3339_ms(START_MS + minute * 60_000)};{pair};{amount}".encode()
-        sent.append((partition, offsets[partition], line))
-        await transaction(detector, partition, offsets[partition], key, line)
-        offsets[partition] += 1
-
-    async def deliver() -> None:  # the re-keyed topic's records so far, in order
-        for partition, queue in rekeyed.partitions.items():
-            await detector.on_rekeyed(partition, [record(0, k, v) for k, v in queue])
-            queue.clear()
-
+    routes = Routes(Clock(), IDLE_TIMEOUT="0")
+    other = (routes.state + 1) % PARTITIONS
     for minute in range(-8, 0):  # 23:52 to 23:59 on another input partition: $16,000, unkeyed
-        await send(other, None, minute, "1;2", "2000")
+        await routes.send(other, None, minute, "1;2", "2000")
     if not keyed_first:
-        await deliver()
-    await send(state, b"7:8", 3, "7;8", "5")  # keyed: this input partition's watermark is 00:02
-    await deliver()
-    for partition in range(PARTITIONS):  # every input goes on to 02:00: every window closes
-        await send(partition, b"7:8", 120, "7;8", "5")
-    await deliver()
+        await routes.deliver()
+    await routes.noise(3, [routes.state])  # keyed: this input partition's watermark is 00:02
+    await routes.deliver()
+    await routes.noise(120)  # every input goes on to 02:00: every window closes
+    await routes.deliver()
 
-    expected = expected_alerts(sent)
+    expected = expected_alerts(routes.sent)
     assert "1:2:1500767520000" in expected.closed  # [23:52, 00:02): the eight transfers
-    assert alerts(fraud, "window_closed") == expected.closed
-    assert not any(dlq.partitions.values())
+    assert alerts(routes.fraud, "window_closed") == expected.closed
+    assert not any(routes.dlq.partitions.values())
+
+
+async def test_a_pair_that_changes_route_keeps_its_closed_windows_closed() -> None:
+    routes = Routes(Clock(), IDLE_TIMEOUT="0")
+    other = (routes.state + 1) % PARTITIONS
+    await routes.noise(4)
+    await routes.deliver()  # the minimum is 00:04
+    await routes.send(routes.state, b"1:2", 20, "1;2", "1")  # keyed: the pair closes to 00:32,
+    await routes.send(routes.state, b"1:2", 25, "1;2", "1")  # 00:25 still open
+    await routes.noise(32, [routes.state])
+    await routes.send(other, None, 5, "1;2", "20000")  # then re-keyed, in windows it closed
+    await routes.deliver()
+    assert routes.detector.counts["late"] == 1
+    await routes.noise(20)
+    await routes.deliver()  # the minimum passes what the pair holds, below its own close mark
+    await routes.noise(120)
+    await routes.deliver()
+    assert alerts(routes.fraud, "threshold_crossed") == {}
+    assert "1:2" not in routes.detector.state.data  # closed out on its new route
+
+
+async def test_the_re_keyed_mark_holds_from_the_route_s_first_pair_when_a_partition_rejoins() -> (
+    None
+):
+    clock = Clock()
+    routes = Routes(clock, IDLE_TIMEOUT="5")
+    other = (routes.state + 1) % PARTITIONS
+    idle = next(p for p in range(PARTITIONS) if p not in (routes.state, other))
+    another = next(  # a second pair re-keyed to the same state partition
+        f"{n}:2"
+        for n in range(3, 100)
+        if zlib.crc32(f"{n}:2".encode()) % PARTITIONS == routes.state
+    )
+    await routes.noise(2)
+    await routes.deliver()
+    clock.now += 10
+    await routes.detector.on_tick(idle)  # out of the minimum
+    await routes.noise(20, [p for p in range(PARTITIONS) if p != idle])
+    await routes.deliver()  # the minimum is 00:20; no re-keyed pair on the state partition yet
+    await routes.send(other, None, 15, "1;2", "1")
+    await routes.deliver()
+    await routes.noise(4, [idle])  # back: the minimum goes back to 00:04
+    await routes.deliver()
+    await routes.send(other, None, 6, another.replace(":", ";"), "1")  # behind the 00:20 mark
+    await routes.deliver()
+    assert routes.detector.counts["late"] == 1
 
 
 async def test_a_batch_reads_and_writes_a_hot_pair_once() -> None:

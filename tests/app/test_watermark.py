@@ -124,9 +124,17 @@ def test_idleness_survives_the_json_round_trip() -> None:
 
 def test_a_clock_stored_with_one_closed_mark_gives_it_to_each_route_it_had() -> None:
     stored = PartitionClock(3, keyed=True, rekeyed=True).to_json()
+    del stored["closed_routes"]
     assert PartitionClock.from_json({**stored, "closed": 4 * MIN}).closed == {
         KEYED: 4 * MIN,
         REKEYED: 4 * MIN,
     }
     keyed_only = {**stored, "rekeyed": False, "closed": 4 * MIN}
     assert PartitionClock.from_json(keyed_only).closed == {KEYED: 4 * MIN}
+
+
+def test_a_stored_clock_keeps_one_mark_for_a_worker_of_the_version_before() -> None:
+    # the lowest: such a worker closes nothing a route of this version has not closed
+    clock = PartitionClock(3, keyed=True, rekeyed=True, closed={KEYED: 8 * MIN, REKEYED: 4 * MIN})
+    assert clock.to_json()["closed"] == 4 * MIN
+    assert PartitionClock(3).to_json()["closed"] == NO_WATERMARK

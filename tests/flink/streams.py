@@ -16,6 +16,7 @@ Two kinds of stream, by the watermark rule they leave room for:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +80,17 @@ class Stream:
 
 def generated(cfg: GeneratorConfig) -> tuple[Record, ...]:
     return tuple((r.key, r.value) for r in generate(cfg))
+
+
+def one_route_per_pair(records: Iterable[Record], seed: int, unkeyed: float = 0.25) -> list[Record]:
+    """Keyed ``records`` with a seeded share of their pairs sent unkeyed, as when two producers
+    write one topic: each pair takes one route (docs/semantics.md, a pair sent both ways)."""
+    rng = random.Random(seed)
+    chosen: dict[bytes | None, bool] = {}
+    return [
+        (None if chosen.setdefault(key, key is not None and rng.random() < unkeyed) else key, value)
+        for key, value in records
+    ]
 
 
 def within_bound(
@@ -226,6 +238,10 @@ def parity_streams() -> tuple[Stream, ...]:
         count=1500, accounts=20, seed=7, layout="rfc3339", mean_gap_ms=300, scenarios=8,
         out_of_order=0.05, out_of_order_max_ms=600_000, keyed=False,
     )  # fmt: skip
+    mixed = GeneratorConfig(
+        count=3000, accounts=30, seed=9, layout="rfc3339", mean_gap_ms=400, scenarios=8,
+        out_of_order=0.05, out_of_order_max_ms=120_000,
+    )  # fmt: skip
     unkeyed_idle = GeneratorConfig(
         count=2000, accounts=30, seed=8, layout="rfc3339", mean_gap_ms=400, scenarios=8,
         malformed=0.01, keyed=False,
@@ -241,6 +257,10 @@ def parity_streams() -> tuple[Stream, ...]:
                min_windows=8),
         Stream("unkeyed", 8, generated(unkeyed), keyed=False, out_of_orderness=120,
                min_windows=8, dropped=every_reason),
+        # Keyed pairs close at their partition's watermark, re-keyed ones at the minimum: keyed
+        # input read ahead closes no window of a re-keyed pair still on the internal topic.
+        Stream("keyed-and-unkeyed", 8, tuple(one_route_per_pair(generated(mixed), seed=9)),
+               out_of_orderness=120, min_windows=8),
         # Event time never stalls: the partitions without records leave the minimum once idle
         # (withIdleness in the job; in a bounded read they also end at once, and their end is
         # the highest watermark: a reader of a partition with records that paused for the idle

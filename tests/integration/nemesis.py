@@ -45,6 +45,7 @@ from pathlib import Path
 
 from generator import GeneratorConfig, generate
 from tests.conftest import LocalKafka, TopicFactory, free_ports  # scripts/ on the path first
+from tests.flink.streams import Record, one_route_per_pair
 from tests.integration.kafka_io import Written, alerts_by_kind, produce, wait_committed
 from tests.integration.netfaults import Proxy
 from tests.integration.pipeline import (
@@ -112,24 +113,15 @@ def schedule(seed: int, seconds: float) -> list[Fault]:
     return faults
 
 
-def stream(seed: int, seconds: float) -> list[tuple[bytes | None, bytes]]:
+def stream(seed: int, seconds: float) -> list[Record]:
     """About 250 transactions per second of the run. A seeded quarter of the pairs is sent
-    unkeyed, the others keyed: a pair takes one route only (a pair sent both ways can find its
-    windows closed by one route before the other's records arrive: docs/semantics.md)."""
+    unkeyed, the others keyed."""
     cfg = GeneratorConfig(
         count=max(2000, int(seconds * 250)), accounts=200, seed=seed, layout="rfc3339",
         mean_gap_ms=150, scenarios=max(10, int(seconds / 6)), malformed=0.01,
         out_of_order=0.01, out_of_order_max_ms=BOUND_S * 1000,
     )  # fmt: skip
-    rng = random.Random(seed + 1)
-    unkeyed: dict[bytes | None, bool] = {}
-    records: list[tuple[bytes | None, bytes]] = []
-    for record in generate(cfg):
-        if unkeyed.setdefault(record.key, record.key is not None and rng.random() < 0.25):
-            records.append((None, record.value))
-        else:
-            records.append((record.key, record.value))
-    return records
+    return one_route_per_pair(((r.key, r.value) for r in generate(cfg)), seed + 1)
 
 
 @dataclass
@@ -268,7 +260,7 @@ class Nemesis:
         for chunk in chunks[len(faults) :]:
             await self._send(pipeline, chunk)
 
-    async def _send(self, pipeline: Pipeline, chunk: list[tuple[bytes | None, bytes]]) -> None:
+    async def _send(self, pipeline: Pipeline, chunk: list[Record]) -> None:
         topic = pipeline.topics["transactions"]
         self.written += await produce(pipeline.bootstrap, topic, chunk)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -84,6 +85,9 @@ async def test_pair_top_and_dump_store(pipeline: Pipeline) -> None:
     clocks = [row for row in dumped if row["kind"] == "clock"]
     assert {row["partition"] for row in clocks} == set(range(8))
     assert any(row["closed"].get("keyed") for row in clocks)  # the input is keyed by pair
+    text = faust(pipeline, "dump-store", "--data-dir", str(workers[0].data_dir))
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"^partition \d: closed up to keyed \d{4}-", text.stdout, re.MULTILINE)
 
 
 async def test_the_threshold_changes_while_the_workers_run(pipeline: Pipeline) -> None:
