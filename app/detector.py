@@ -226,16 +226,14 @@ class Detector:
         if "wm" in data:
             if clock.announce(data["src"], data["wm"], data.get("idle", False)):
                 self._save_clock(clock)
-                if clock.rekeyed:  # else the route has no pair to close here yet
-                    await self._advance(clock, REKEYED)
+                await self._advance(clock, REKEYED)
             return
         raw = data["line"].encode()
         source = Source(REKEYED, data["p"], data["o"])
         tx = parse_transaction(raw, max_bytes=len(raw))  # parsed once already: cannot fail
-        if not clock.rekeyed:  # the route's first pair here: its mark starts at the minimum
+        if not clock.rekeyed:
             clock.rekeyed = True
             self._save_clock(clock)
-            await self._advance(clock, REKEYED)
         await self._apply(clock, tx, source, raw)
 
     async def on_tick(self, partition: int) -> None:
@@ -384,12 +382,13 @@ class Detector:
         self._due(clock.partition, route).schedule(state.next_close_ms(self.spec), tx.pair)
 
     def state_watermark(self, clock: PartitionClock, route: str | None = None) -> int:
-        """The watermark a transaction of the route meets on the partition: never behind what
-        was closed. Without a route, the lowest of the routes the partition had events of."""
+        """The watermark a transaction of the route meets on the partition: what the route has
+        closed (each step that moves a route's watermark closes up to it: ``_advance``). Without
+        a route, the lowest of the routes the partition had events of."""
         if route is None:
             used = [r for r, seen in ((KEYED, clock.keyed), (REKEYED, clock.rekeyed)) if seen]
-            return min((self.state_watermark(clock, r) for r in used), default=NO_WATERMARK)
-        return max(clock.closed_at(route), clock.watermark(route, self.input_partitions))
+            return min((clock.closed_at(r) for r in used), default=NO_WATERMARK)
+        return clock.closed_at(route)
 
     async def _late(
         self,
@@ -546,6 +545,8 @@ class Detector:
             )
             self.clocks[partition] = clock
             for route in (KEYED, REKEYED):
+                # a clock stored by a version that kept one mark, the lowest, can be behind
+                await self._advance(clock, route)
                 await self._close_due(clock, route)
         return clock
 

@@ -130,7 +130,7 @@ class PairWindows:
         starts = [s for s in spec.window_starts(tx.time_ms) if s + spec.size_ms > watermark]
         if not starts:
             return None
-        self.closed_ms = max(self.closed_ms, watermark)
+        self.closed_ms = watermark
         self.seen[source.id] = max(source.offset, self.seen.get(source.id, -1))
         start = spec.pane_of(tx.time_ms)
         pane = self.panes.get(start)

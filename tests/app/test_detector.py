@@ -565,31 +565,53 @@ async def test_a_pair_that_changes_route_keeps_its_closed_windows_closed() -> No
     assert "1:2" not in routes.detector.state.data  # closed out on its new route
 
 
-async def test_the_re_keyed_mark_holds_from_the_route_s_first_pair_when_a_partition_rejoins() -> (
-    None
-):
+async def test_a_partition_back_from_idle_lowers_no_route_s_mark() -> None:
+    # the minimum rises while a partition is idle, then falls back when it rejoins: a record
+    # behind what was reached is late, even for the state partition's first re-keyed pair
     clock = Clock()
     routes = Routes(clock, IDLE_TIMEOUT="5")
     other = (routes.state + 1) % PARTITIONS
     idle = next(p for p in range(PARTITIONS) if p not in (routes.state, other))
-    another = next(  # a second pair re-keyed to the same state partition
-        f"{n}:2"
-        for n in range(3, 100)
-        if zlib.crc32(f"{n}:2".encode()) % PARTITIONS == routes.state
-    )
     await routes.noise(2)
     await routes.deliver()
     clock.now += 10
     await routes.detector.on_tick(idle)  # out of the minimum
     await routes.noise(20, [p for p in range(PARTITIONS) if p != idle])
     await routes.deliver()  # the minimum is 00:20; no re-keyed pair on the state partition yet
-    await routes.send(other, None, 15, "1;2", "1")
-    await routes.deliver()
     await routes.noise(4, [idle])  # back: the minimum goes back to 00:04
     await routes.deliver()
-    await routes.send(other, None, 6, another.replace(":", ";"), "1")  # behind the 00:20 mark
+    await routes.send(other, None, 6, "1;2", "1")  # behind 00:20
     await routes.deliver()
     assert routes.detector.counts["late"] == 1
+
+
+async def test_a_clock_stored_with_one_mark_closes_what_its_routes_passed_once_loaded() -> None:
+    # A version before the per-route marks stored the lowest: a keyed watermark at 00:12 with
+    # the minimum at 00:02 left a keyed pair's windows open up to 00:12.
+    routes = Routes(Clock(), IDLE_TIMEOUT="0")
+    other = (routes.state + 1) % PARTITIONS
+    keyed_pair = next(  # keyed on the state partition pair 1:2 is re-keyed to
+        f"{n}:7"
+        for n in range(10, 99)
+        if zlib.crc32(f"{n}:7".encode()) % PARTITIONS == routes.state
+    )
+    await routes.noise(2)
+    await routes.deliver()
+    await routes.send(other, None, 1, "1;2", "1")
+    await routes.deliver()
+    await routes.send(routes.state, keyed_pair.encode(), 0, keyed_pair.replace(":", ";"), "20000")
+    key = f"#clock:{routes.state}"
+    stored = models.decode(routes.detector.state.data[key])
+    del stored["closed_routes"]
+    stored |= {"source": START_MS + 12 * 60_000, "closed": START_MS + 2 * 60_000}
+    upgraded = Routes(Clock(), IDLE_TIMEOUT="0")
+    upgraded.detector.state.data.update(routes.detector.state.data, **{key: models.encode(stored)})
+    upgraded.offsets.update(routes.offsets)
+
+    await upgraded.send(routes.state, keyed_pair.encode(), 11, keyed_pair.replace(":", ";"), "1")
+    closed = alerts(upgraded.fraud, "window_closed")
+    starts = [START_MS + m * 60_000 for m in (-6, -4, -2, 0)]  # those of 00:00 open at 00:02
+    assert closed == {f"{keyed_pair}:{start}": (2_000_000, 1) for start in starts}
 
 
 async def test_a_batch_reads_and_writes_a_hot_pair_once() -> None:
