@@ -66,7 +66,9 @@ class State(Protocol):
 
     def items(self) -> Iterable[tuple[Any, bytes]]: ...
 
-    async def write(self, partition: int, changes: Mapping[str, bytes | None]) -> None: ...
+    async def write(
+        self, partition: int, changes: Mapping[str, bytes | None], written_ms: int
+    ) -> None: ...
 
 
 class Record(Protocol):
@@ -509,6 +511,11 @@ class Detector:
         acks, self.acks = self.acks, []
         if acks:
             await asyncio.gather(*acks)
+        # The write time is taken before the guard: a stop that lands after the guard (while the
+        # changes are encoded) leaves it older than the next owner's first write, and the
+        # changelog fence drops these records (app.runtime.fencing). Taken after, it would be
+        # the resumed zombie's, later than the next owner's, and pass as a new life of the group.
+        written_ms = int(self.now() * 1000)
         self._guard(partition)  # the waits may have spanned a stall or a revocation
         changes: dict[str, bytes | None] = {}
         for pair in self.changed:
@@ -520,7 +527,7 @@ class Detector:
             # lives in memory, and after a restart its announcements start again from its next
             # records (the receivers keep the highest)
             changes[CLOCK_KEY_PREFIX + str(partition)] = models.encode(clock.to_json())
-        await self.state.write(partition, changes)
+        await self.state.write(partition, changes, written_ms)
 
     def _drop_batch(self) -> None:
         self.pairs.clear()

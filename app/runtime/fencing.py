@@ -10,7 +10,8 @@ PROCESSING_GUARANTEE=exactly_once the worker's transactions do (app.runtime.tran
 its table is a plain Faust one; this fence is the at-least-once guard.
 
 So every changelog record carries its writer's consumer-group generation (a header) and its write
-time (the record timestamp, set when the table is written, not when the batch leaves). Replaying a
+time (the record timestamp, taken when the detector decides to write, before its last check for a
+stop: app.detector.Detector._end; not when the batch leaves). Replaying a
 partition, :class:`ChangelogFence` drops a record whose generation is older than one already
 replayed (or written by this worker) and that was written before the first record of that newer
 generation: its writer had been replaced. A lower generation written later is a new life of the

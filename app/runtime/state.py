@@ -15,7 +15,6 @@ the keys are the table's (raw bytes), each stored in its own partition's databas
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -44,12 +43,14 @@ class TableState:
         items: Iterable[tuple[Any, bytes]] = self.table.data.items()
         return items
 
-    async def write(self, partition: int, changes: Mapping[str, bytes | None]) -> None:
-        """Store ``changes`` (None: the key is deleted) in ``partition``, the changelog first."""
+    async def write(
+        self, partition: int, changes: Mapping[str, bytes | None], written_ms: int
+    ) -> None:
+        """Store ``changes`` (None: the key is deleted) in ``partition``, the changelog first;
+        ``written_ms``: when the detector decided to write them (the records' timestamp)."""
         if not changes:
             return
         records = [(key.encode(), value) for key, value in changes.items()]
-        written_ms = int(time.time() * 1000)
         topic = self.table.changelog_topic.get_topic_name()
         tp = TP(topic, partition)
         headers: list[tuple[str, bytes]] = []

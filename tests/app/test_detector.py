@@ -69,8 +69,9 @@ class DictState:
     def items(self) -> Any:
         return list(self.data.items())
 
-    async def write(self, partition: int, changes: Any) -> None:
+    async def write(self, partition: int, changes: Any, written_ms: int) -> None:
         self.writes += 1
+        self.written_ms = written_ms
         for key, value in changes.items():
             if value is None:
                 self.data.pop(key, None)
@@ -383,6 +384,26 @@ async def test_a_first_recovery_longer_than_the_session_timeout_is_no_stall(
     later = time.monotonic() + 3600  # an hour of restoring a large table
     monkeypatch.setattr(detector_module, "time", SimpleNamespace(monotonic=lambda: later))
     await transaction(detector, 0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+
+
+async def test_a_write_is_timed_before_the_guard_so_a_stop_after_it_is_fenced() -> None:
+    # A SIGSTOP can land after the guard passed, while the changes are encoded: the resumed
+    # zombie then writes. Timed before the guard, its records are older than the next owner's
+    # first write, and the changelog fence drops them (seen: a nemesis run whose zombie's
+    # records, timed after it resumed, passed the fence and undid the next owner's state).
+    clock = Clock()
+    detector, _, _, _ = simulated(clock)
+    guard, guards = detector._guard, []
+
+    def stopped_after(partition: int) -> None:  # the batch's guards: at its start, at its end
+        guard(partition)
+        guards.append(clock.now)
+        if len(guards) == 2:
+            clock.now += 12  # stopped past the session timeout, right after the last guard
+
+    detector._guard = stopped_after  # type: ignore[method-assign]
+    await transaction(detector, 0, 0, b"1:2", b"2017-07-23T00:00:01Z;1;2;5")
+    assert detector.state.written_ms == int(guards[-1] * 1000) < int(clock.now * 1000)
 
 
 async def test_a_late_dead_letter_not_acknowledged_before_a_crash_is_sent_again() -> None:

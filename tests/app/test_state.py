@@ -4,6 +4,7 @@ then one RocksDB write, and the offset to restore from once acknowledged (app.ru
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,8 @@ from rocksdict import Options, Rdict
 from app.runtime.fencing import GENERATION_HEADER, ChangelogFence, FencedTable
 from app.runtime.state import TableState
 from tests.app.test_fencing import event
+
+NOW_MS = 1_796_554_415_363  # a write time
 
 
 class Store:
@@ -68,13 +71,13 @@ def state_on(tmp_path: Path, fenced: bool = True) -> tuple[TableState, Store, Pr
 
 async def test_a_batch_goes_to_the_changelog_then_to_the_local_store(tmp_path: Path) -> None:
     state, _, producer = state_on(tmp_path)
-    await state.write(3, {"1:2": b"a", "3:4": b"b"})
-    await state.write(3, {"1:2": b"c", "3:4": None})
+    await state.write(3, {"1:2": b"a", "3:4": b"b"}, NOW_MS)
+    await state.write(3, {"1:2": b"c", "3:4": None}, NOW_MS)
     first, second = producer.sent
     assert first["topic"] == "changelog" and first["partition"] == 3
     assert first["records"] == [(b"1:2", b"a"), (b"3:4", b"b")]
     assert first["headers"] == [(GENERATION_HEADER, b"7")]
-    assert first["timestamp_ms"] > 1_700_000_000_000  # the write time
+    assert first["timestamp_ms"] == NOW_MS  # the write time the detector gave
     assert first["local_before"] == {b"1:2": None, b"3:4": None}
     assert second["records"] == [(b"1:2", b"c"), (b"3:4", None)]  # a deletion is a tombstone
     assert second["local_before"] == {b"1:2": b"a", b"3:4": b"b"}
@@ -84,7 +87,7 @@ async def test_a_batch_goes_to_the_changelog_then_to_the_local_store(tmp_path: P
 async def test_under_exactly_once_the_records_name_no_writer(tmp_path: Path) -> None:
     # a plain Faust table: transactions fence a replaced writer (app.runtime.transactions)
     state, _, producer = state_on(tmp_path, fenced=False)
-    await state.write(3, {"1:2": b"a"})
+    await state.write(3, {"1:2": b"a"}, NOW_MS)
     assert producer.sent[0]["headers"] == []
     assert state.get(3, "1:2") == b"a"
 
@@ -93,7 +96,7 @@ async def test_the_offset_to_restore_from_is_stored_once_the_batch_is_acknowledg
     tmp_path: Path,
 ) -> None:
     state, store, producer = state_on(tmp_path)
-    await state.write(0, {"1:2": b"a", "3:4": b"b", "5:6": b"c"})
+    await state.write(0, {"1:2": b"a", "3:4": b"b", "5:6": b"c"}, NOW_MS)
     assert store.persisted == {}
     producer.acks[0].set_result(SimpleNamespace(offset=40))  # the batch's first offset
     await asyncio.sleep(0)
@@ -102,7 +105,7 @@ async def test_the_offset_to_restore_from_is_stored_once_the_batch_is_acknowledg
 
 async def test_nothing_to_write_sends_nothing(tmp_path: Path) -> None:
     state, _, producer = state_on(tmp_path)
-    await state.write(0, {})
+    await state.write(0, {}, NOW_MS)
     assert producer.sent == []
 
 
@@ -118,6 +121,6 @@ async def test_a_zombie_s_records_after_the_worker_s_own_writes_are_dropped(
     table._changelog_topic = SimpleNamespace(get_topic_name=lambda: "changelog")  # type: ignore[attr-defined]
 
     table.apply_changelog_batch([event(0, 5, 100, b"a")])
-    await state.write(0, {"1:2": b"b"})  # generation 7, now
+    await state.write(0, {"1:2": b"b"}, int(time.time() * 1000))  # generation 7, now
     table.apply_changelog_batch([event(2, 5, 120, b"stale")])
     assert store.applied == [b"a"]
