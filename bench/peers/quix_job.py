@@ -10,8 +10,10 @@ or RFC 3339, account ids, amounts to integer cents; unusable lines are dropped) 
 with its event time; records are keyed by pair, so windows are grouped by the message key.
 Hopping windows of 10 min sliding by 2 min (Flink's SlidingEventTimeWindows, epoch-aligned),
 grace 0, sum and count of cents in RocksDB state with changelog topics, emitted when the window
-closes (`final()`, closed by each partition's latest event time), kept when total > threshold,
-written to a topic as JSON.
+closes, kept when total > threshold, written to a topic as JSON. Windows close by each
+partition's latest event time (`final(closing_strategy="partition")`), as ours and Flink's close
+by the partition's watermark; Quix's default closes a key's windows only when that key has a
+later message, so a pair that goes quiet would never be reported.
 At-least-once, Quix's defaults otherwise. Runs until SIGTERM.
 """
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sdf = (
         sdf.hopping_window(duration_ms=600_000, step_ms=120_000, grace_ms=0)
         .agg(total=Sum("cents"), count=Count())
-        .final()
+        .final(closing_strategy="partition")
     )
     sdf = sdf.filter(lambda window: window["total"] > threshold)
     sdf.to_topic(fraud)
