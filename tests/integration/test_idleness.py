@@ -16,7 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from generator import GeneratorConfig, generate
-from tests.integration.kafka_io import Written, produce
+from tests.integration.kafka_io import Written, alerts_by_kind, produce, read_until
 from tests.integration.pipeline import TIMEOUT, Pipeline, assert_alerts, expect_in_order
 
 IDLE_TIMEOUT = 4
@@ -26,15 +26,43 @@ STREAM = GeneratorConfig(
 MINUTE = 60_000
 
 
-def started(pipeline: Pipeline, workers: int = 1, **env: str) -> float:
-    """Workers that idle input partitions after IDLE_TIMEOUT, ready before any record; the
-    moment the last one was seen ready (after their partitions were assigned)."""
+def started(pipeline: Pipeline, workers: int = 1, **env: str) -> None:
+    """Workers that idle input partitions after IDLE_TIMEOUT, ready before any record."""
     pipeline.env.update({"IDLE_TIMEOUT": str(IDLE_TIMEOUT), **env})
     for ordinal in range(workers):
         pipeline.worker(ordinal)
     for worker in pipeline.workers:
         worker.wait_ready(TIMEOUT)
-    return time.monotonic()
+
+
+def idle_partitions(pipeline: Pipeline) -> set[int]:
+    """The input partitions the workers' gauges show idle."""
+    metrics = "".join(w.get_text("/metrics") for w in pipeline.workers)
+    return {p for p in range(8) if f'fraud_input_idle{{partition="{p}"}} 1\n' in metrics}
+
+
+async def held_until_idle(pipeline: Pipeline, empty: set[int]) -> None:
+    """No window closes before the partitions ``empty`` (which never get a record) are idle.
+    Each look reads the alerts, then the gauges: an alert read was written before the gauges
+    were read, and a partition without records, once idle, stays idle. (A bound in time would
+    not hold: a partition's idle time counts from the first look after its assignment, and
+    after a rebalance that can come before the worker is ready again.)"""
+
+    def first_closed(records: list[Written]) -> bool:
+        if not alerts_by_kind(records, "window_closed"):
+            return False
+        not_idle = empty - idle_partitions(pipeline)
+        assert not not_idle, f"a window closed while partitions {sorted(not_idle)} were not idle"
+        return True
+
+    await read_until(
+        pipeline.bootstrap,
+        pipeline.topics["fraud"],
+        first_closed,
+        timeout=TIMEOUT,
+        what="a window_closed alert",
+        client_options=pipeline.client_options,
+    )
 
 
 async def send(pipeline: Pipeline, cfg: GeneratorConfig, partition_of: list[int]) -> list[Written]:
@@ -81,17 +109,13 @@ def wait_state_emptied(pipeline: Pipeline, written: list[Written]) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_unkeyed_records_on_one_of_eight_partitions(pipeline: Pipeline, workers: int) -> None:
     # with 2 workers, one of them owns only partitions that never get a record
-    ready = started(pipeline, workers)
+    started(pipeline, workers)
     written = await send(pipeline, STREAM, [5] * STREAM.count)
+    await held_until_idle(pipeline, {0, 1, 2, 3, 4, 6, 7})
     await closes_every_window(pipeline, written, keyed=False)
-    # held until the seven empty partitions were idle: IDLE_TIMEOUT after their assignment,
-    # which came before the workers were ready (from the last record sent it can be less: on a
-    # loaded machine the sending itself took 1.8 s)
-    assert time.monotonic() - ready >= IDLE_TIMEOUT
     wait_state_emptied(pipeline, written)
+    assert {0, 1, 2, 3, 4, 6, 7} <= idle_partitions(pipeline)  # never had a record (5 may be)
     metrics = "".join(w.get_text("/metrics") for w in pipeline.workers)
-    idle = [p for p in range(8) if f'fraud_input_idle{{partition="{p}"}} 1\n' in metrics]
-    assert {0, 1, 2, 3, 4, 6, 7} <= set(idle)  # never had a record: idle (5 may be by now)
     assert 'fraud_input_watermark_seconds{partition="5"}' in metrics
 
 
