@@ -37,6 +37,7 @@ from app.windowing import (
     KEYED,
     NO_WATERMARK,
     REKEYED,
+    ROUTES,
     DueIndex,
     PairWindows,
     Source,
@@ -302,7 +303,7 @@ class Detector:
         """Drop the in-memory state of ``partitions``: it is reloaded from the table."""
         for partition in list(partitions):
             self.clocks.pop(partition, None)
-            for route in (KEYED, REKEYED):
+            for route in ROUTES:
                 self.due.pop((partition, route), None)
             self.last_input.pop(partition, None)
             self.next_offset.pop(partition, None)
@@ -551,7 +552,7 @@ class Detector:
                 else PartitionClock(partition)
             )
             self.clocks[partition] = clock
-            for route in (KEYED, REKEYED):
+            for route in ROUTES:
                 # a clock stored by a version that kept one mark, the lowest, can be behind
                 await self._advance(clock, route)
                 await self._close_due(clock, route)

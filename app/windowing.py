@@ -29,6 +29,7 @@ Evidence: TypeAlias = tuple[int, int, int, int]
 
 KEYED = "k"  # the route of input keyed by pair: processed on the partition it arrived on
 REKEYED = "r"  # the route of the rest: re-keyed by pair through the internal topic
+ROUTES = (KEYED, REKEYED)
 
 
 class Source(NamedTuple):
