@@ -236,7 +236,7 @@ def wait_until_done(worker: WorkerProcess, one: Landed) -> None:
                 f"(e.g. {open_pairs[:3]})\n{worker.log_text()[-3000:]}"
             )
         try:
-            counts = metrics(worker.get_text("/metrics"))
+            counts = worker.metrics()
             if accounted(counts) == len(one.written):
                 open_pairs = [p for p in open_pairs if has_open_windows(worker, p)]
                 if not open_pairs:
@@ -244,16 +244,6 @@ def wait_until_done(worker: WorkerProcess, one: Landed) -> None:
         except OSError:  # the web server starts after the worker's recovery
             pass
         time.sleep(0.5)
-
-
-def metrics(text: str) -> dict[str, float]:
-    """Prometheus text -> {'name{labels}': value}."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def accounted(counts: dict[str, float]) -> int:

@@ -37,8 +37,10 @@ def started(pipeline: Pipeline, workers: int = 1, **env: str) -> None:
 
 def idle_partitions(pipeline: Pipeline) -> set[int]:
     """The input partitions the workers' gauges show idle."""
-    metrics = "".join(w.get_text("/metrics") for w in pipeline.workers)
-    return {p for p in range(8) if f'fraud_input_idle{{partition="{p}"}} 1\n' in metrics}
+    shown = [w.metrics() for w in pipeline.workers]
+    return {
+        p for p in range(8) if any(m.get(f'fraud_input_idle{{partition="{p}"}}') for m in shown)
+    }
 
 
 async def held_until_idle(pipeline: Pipeline, empty: set[int]) -> None:

@@ -97,12 +97,18 @@ class WorkerProcess:
             lambda: self.get_or_none("/ready") == (200, {"ready": True}), "ready", timeout
         )
 
+    def metrics(self) -> dict[str, float]:
+        """/metrics as {'name{labels}': value}."""
+        values = {}
+        for line in self.get_text("/metrics").splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
     def metric(self, name: str) -> float:
         """A metric's value from /metrics (0 when absent)."""
-        for line in self.get_text("/metrics").splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return 0.0
+        return self.metrics().get(name, 0.0)
 
     def wait_metric(self, name: str, *, above: float, timeout: float) -> None:
         def check() -> bool:
