@@ -99,8 +99,11 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """/metrics as {'name{labels}': value}."""
+        status, text = self._get("/metrics", 10.0)
+        if status != 200:  # as a refused connection: the caller polls again or fails
+            raise OSError(f"{self.name}: /metrics answered {status}: {text[:200]}")
         values = {}
-        for line in self.get_text("/metrics").splitlines():
+        for line in text.splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 values[name] = float(value)
