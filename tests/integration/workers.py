@@ -131,9 +131,6 @@ class WorkerProcess:
                 raise AssertionError(f"{self.name}: not {what} after {timeout:.0f}s")
             time.sleep(0.2)
 
-    def get_text(self, path: str, timeout: float = 10.0) -> str:
-        return self._get(path, timeout)[1]
-
     def get(
         self, path: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None
     ) -> tuple[int, Any]:
